@@ -1,0 +1,22 @@
+"""Custom Temporal search attributes (DESIGN.md): registered by `sojourn dev`, docker-compose
+and the test fixtures, set by workflows. Never put PII in them."""
+
+from temporalio.common import SearchAttributeKey
+
+SOJOURN_KIND = SearchAttributeKey.for_keyword("SojournKind")
+JOURNEY_KEY = SearchAttributeKey.for_keyword("JourneyKey")
+JOURNEY_VERSION = SearchAttributeKey.for_int("JourneyVersion")
+PROFILE_ID = SearchAttributeKey.for_keyword("ProfileId")
+CAMPAIGN_KEY = SearchAttributeKey.for_keyword("CampaignKey")
+CURRENT_NODE = SearchAttributeKey.for_keyword("CurrentNode")
+
+ALL = [SOJOURN_KIND, JOURNEY_KEY, JOURNEY_VERSION, PROFILE_ID, CAMPAIGN_KEY, CURRENT_NODE]
+
+
+def dev_server_flags() -> list[str]:
+    """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
+    kinds = {"KEYWORD": "Keyword", "INT": "Int"}
+    flags: list[str] = []
+    for key in ALL:
+        flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]
+    return flags

@@ -1,0 +1,132 @@
+"""SQLModel tables: the Postgres data model of DESIGN.md.
+
+These classes are for the API and activities only. Never pass them to or from Temporal:
+workflows receive the pydantic models in models/ instead (see DESIGN.md pitfalls).
+"""
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+NOW = sa.text("now()")
+
+
+def _created() -> Any:
+    return Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False, server_default=NOW))
+
+
+def _jsonb() -> Any:
+    return Field(
+        default_factory=dict,
+        sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    )
+
+
+class Profile(SQLModel, table=True):
+    __tablename__ = "profiles"
+
+    id: str = Field(primary_key=True)
+    email: str | None = None
+    phone: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    attributes: dict[str, Any] = _jsonb()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Event(SQLModel, table=True):
+    """The durable inbox. `seq` gives the per-profile dispatch order."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.Index("events_undispatched", "seq", postgresql_where=sa.text("dispatched_at IS NULL")),
+        sa.Index("events_profile", "profile_id", "seq"),
+    )
+
+    message_id: str = Field(primary_key=True)
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, sa.Identity(), nullable=False, unique=True))
+    profile_id: str = Field(nullable=False)
+    name: str = Field(nullable=False)
+    properties: dict[str, Any] = _jsonb()
+    occurred_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    received_at: datetime = _created()
+    dispatched_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+
+
+class Template(SQLModel, table=True):
+    __tablename__ = "templates"
+
+    key: str = Field(primary_key=True)
+    channel: str
+    subject: str | None = None
+    body: str
+    version: int = 1
+    updated_at: datetime = _created()
+
+
+class Journey(SQLModel, table=True):
+    """A journey's editable draft plus its lifecycle status."""
+
+    __tablename__ = "journeys"
+
+    key: str = Field(primary_key=True)
+    name: str
+    definition: dict[str, Any] = _jsonb()
+    status: str = "draft"  # draft | live | stopped
+    live_version: int | None = None
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class JourneyVersion(SQLModel, table=True):
+    """An immutable published definition; running instances pin one of these."""
+
+    __tablename__ = "journey_versions"
+    __table_args__ = (
+        sa.Index("journey_versions_live", "status", postgresql_where=sa.text("status = 'live'")),
+    )
+
+    journey_key: str = Field(primary_key=True, foreign_key="journeys.key")
+    version: int = Field(primary_key=True)
+    definition: dict[str, Any] = _jsonb()
+    status: str = "live"  # live | closed
+    published_at: datetime = _created()
+
+
+class Message(SQLModel, table=True):
+    """The delivery ledger: one row per idempotency key, whatever retries happen."""
+
+    __tablename__ = "messages"
+    __table_args__ = (sa.Index("messages_profile", "profile_id", "id"),)
+
+    id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)
+    )
+    idempotency_key: str = Field(unique=True)
+    profile_id: str
+    channel: str
+    template: str | None = None
+    address: str | None = None
+    subject: str | None = None
+    body: str | None = None
+    status: str  # queued | sent | failed | suppressed | skipped
+    reason: str | None = None
+    provider: str | None = None
+    provider_message_id: str | None = None
+    source_kind: str
+    source_key: str | None = None
+    source_version: int | None = None
+    source_node: str | None = None
+    created_at: datetime = _created()
+    sent_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+
+
+metadata = SQLModel.metadata
