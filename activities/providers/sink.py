@@ -1,0 +1,11 @@
+"""Development/benchmark provider: the `messages` row is the delivery."""
+
+from activities.providers.base import OutgoingMessage
+
+
+class SinkProvider:
+    name = "sink"
+    delivers_by_recording = True
+
+    async def send(self, message: OutgoingMessage) -> str:
+        return f"sink:{message.idempotency_key}"

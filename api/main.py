@@ -1,0 +1,32 @@
+"""The FastAPI application: a thin layer over Postgres and Temporal."""
+
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from api.deps import require_api_key
+from api.errors import install_error_handlers
+from api.routes import events, health, journeys, messages, profiles, templates
+from models.database import make_engine
+from models.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.settings = settings
+        app.state.engine = make_engine(settings)
+        app.state.temporal = None
+        yield
+        await app.state.engine.dispose()
+
+    app = FastAPI(title="Sojourn", version="0.1.0", lifespan=lifespan,
+                  description="Durable customer journeys and messaging on Temporal.")
+    install_error_handlers(app)
+    app.include_router(health.router)
+    protected = [Depends(require_api_key)]
+    for module in (profiles, events, templates, journeys, messages):
+        app.include_router(module.router, dependencies=protected)
+    return app

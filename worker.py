@@ -1,0 +1,69 @@
+"""The worker process: the Temporal worker (journey workflows and their activities) plus the
+event dispatcher that feeds it from the Postgres inbox."""
+
+import asyncio
+import logging
+import signal
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.delivery import DeliveryActivities
+from activities.event_dispatcher import EventDispatcher
+from activities.journey_data import JourneyDataActivities
+from activities.providers import email_provider_from
+from models.database import make_engine
+from models.settings import Settings, get_settings
+from models.temporal_client import connect_temporal
+from workflows.journey import JourneyWorkflow
+
+log = logging.getLogger("sojourn.worker")
+WORKFLOWS = [JourneyWorkflow]
+
+
+def activities_for(engine, settings: Settings) -> list:
+    data = JourneyDataActivities(engine)
+    delivery = DeliveryActivities(engine, {"email": email_provider_from(settings)})
+    return [data.load_instance_context, data.load_profile, delivery.send_message]
+
+
+def build_worker(client: Client, engine, settings: Settings, task_queue: str | None = None) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(engine, settings),
+        max_concurrent_activities=200,
+        max_concurrent_workflow_tasks=200,
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    engine = make_engine(settings, pool_size=20)
+    client = await connect_temporal(settings, wait=True)
+    worker = build_worker(client, engine, settings)
+    dispatcher = EventDispatcher(engine, client, settings)
+    log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+    async with worker:
+        dispatch_task = asyncio.create_task(dispatcher.run(stop))
+        await stop.wait()
+        await dispatch_task
+    await engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = get_settings()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
