@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.common import TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.journey_data import PROFILE_COLUMNS, profile_context
@@ -125,10 +125,10 @@ class EventDispatcher:
                     id=instance_id, task_queue=self.settings.task_queue,
                     start_signal="event", start_signal_args=[payload],
                     search_attributes=TypedSearchAttributes([
-                        sa_keys.SOJOURN_KIND.value_set("journey"),
-                        sa_keys.JOURNEY_KEY.value_set(journey.key),
-                        sa_keys.JOURNEY_VERSION.value_set(journey.version),
-                        sa_keys.PROFILE_ID.value_set(event.profile_id),
+                        SearchAttributePair(sa_keys.SOJOURN_KIND, "journey"),
+                        SearchAttributePair(sa_keys.JOURNEY_KEY, journey.key),
+                        SearchAttributePair(sa_keys.JOURNEY_VERSION, journey.version),
+                        SearchAttributePair(sa_keys.PROFILE_ID, event.profile_id),
                     ]),
                 )
             elif event.name in journey.listened:

@@ -13,6 +13,19 @@ CURRENT_NODE = SearchAttributeKey.for_keyword("CurrentNode")
 ALL = [SOJOURN_KIND, JOURNEY_KEY, JOURNEY_VERSION, PROFILE_ID, CAMPAIGN_KEY, CURRENT_NODE]
 
 
+async def register(client) -> None:
+    """Register the attributes on a server that lacks them (e.g. the time-skipping test server)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    types = {"KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+             "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT}
+    await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=client.namespace,
+        search_attributes={key.name: types[key.indexed_value_type.name] for key in ALL},
+    ))
+
+
 def dev_server_flags() -> list[str]:
     """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
     kinds = {"KEYWORD": "Keyword", "INT": "Int"}

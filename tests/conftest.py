@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.main import create_app
 from cli import find_binary
 from migrations.runner import upgrade_to_head
+from models import search_attributes
 from models.database import make_engine
 from models.settings import Settings
 
@@ -81,6 +82,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
+    await search_attributes.register(env.client)
     yield env
     await env.shutdown()
 
