@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from api.deps import require_api_key
+from api.json_guard import reject_unstorable_json
 from api.errors import install_error_handlers
 from api.routes import events, health, journeys, messages, profiles, templates
 from models.database import make_engine
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Durable customer journeys and messaging on Temporal.")
     install_error_handlers(app)
     app.include_router(health.router)
-    protected = [Depends(require_api_key)]
+    protected = [Depends(require_api_key), Depends(reject_unstorable_json)]
     for module in (profiles, events, templates, journeys, messages):
         app.include_router(module.router, dependencies=protected)
     return app

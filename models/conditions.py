@@ -61,11 +61,11 @@ def _validate_leaf(leaf: dict, path: str, attr_allowed) -> list[Fault]:
         return [Fault(path, f"unknown key(s) {sorted(unknown)}; expected all/any/not or attr/op/value")]
     faults: list[Fault] = []
     attr, op = leaf.get("attr"), leaf.get("op")
-    if not isinstance(attr, str) or not attr:
-        faults.append(Fault(f"{path}.attr", "required: a dotted attribute path"))
+    if not isinstance(attr, str) or not attr or not all(attr.split(".")):
+        faults.append(Fault(f"{path}.attr", "required: a dotted attribute path without empty parts"))
     elif attr_allowed and (message := attr_allowed(attr)):
         faults.append(Fault(f"{path}.attr", message))
-    if op not in LEAF_OPS:
+    if not isinstance(op, str) or op not in LEAF_OPS:
         faults.append(Fault(f"{path}.op", f"unknown operator {op!r}; expected one of {sorted(LEAF_OPS)}"))
         return faults
     value = leaf.get("value")

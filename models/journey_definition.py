@@ -4,6 +4,7 @@ Shapes are validated node by node so that every fault carries a clean path such 
 `$.nodes.remind.template`; graph rules (refs, reachability, cycles, templates) follow.
 """
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -14,6 +15,7 @@ from models.faults import DefinitionError, Fault
 
 MAX_NODES = 50
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PROFILE_FIELDS = {"id", "email", "phone", "timezone", "locale"}
 EVENT_FIELDS = {"name", "message_id", "timestamp"}
 
@@ -181,7 +183,11 @@ def _parse_node(node_id: str, raw_node: Any, faults: list[Fault]) -> Node | None
     if not isinstance(raw_node, dict):
         faults.append(Fault(path, "a node must be an object"))
         return None
-    model = NODE_TYPES.get(raw_node.get("type"))
+    if not NODE_ID.match(node_id):
+        faults.append(Fault(path, "node ids use letters, digits, '_' and '-' (at most 64)"))
+        return None
+    node_type = raw_node.get("type")
+    model = NODE_TYPES.get(node_type) if isinstance(node_type, str) else None
     if model is None:
         faults.append(Fault(f"{path}.type", f"unknown node type; expected one of {sorted(NODE_TYPES)}"))
         return None

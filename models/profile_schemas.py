@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-PROFILE_ID = Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+PROFILE_ID_PATTERN = r"^[^\s\x00]{1,200}$"  # no whitespace, no NUL (Postgres text refuses it)
+PROFILE_ID = Field(pattern=PROFILE_ID_PATTERN)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")  # E.164
 

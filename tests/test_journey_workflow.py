@@ -26,8 +26,13 @@ async def send_events(api, *events):
 
 
 async def dispatch(env, engine, settings):
-    fetched, dispatched = await EventDispatcher(engine, env.client, settings).dispatch_once()
-    assert fetched == dispatched
+    """Drain the inbox (other tests share the database and leave events in it)."""
+    dispatcher = EventDispatcher(engine, env.client, settings)
+    while True:
+        fetched, dispatched = await dispatcher.dispatch_once()
+        assert fetched == dispatched
+        if fetched == 0:
+            return
 
 
 async def test_three_day_wait_completes_via_timeout(api, temporal_worker, engine, settings, db):

@@ -13,6 +13,7 @@ from api.deps import Engine, Temporal
 from models.faults import DefinitionError, Fault
 from models.journey_definition import KEY_PATTERN, JourneyDefinition, parse_journey
 from models.journey_runtime import InstanceState
+from models.profile_schemas import PROFILE_ID_PATTERN
 from models.search_attributes import JOURNEY_VERSION
 from models.tables import Journey, JourneyVersion, Template
 from workflows.journey import workflow_id
@@ -128,7 +129,7 @@ FINAL_STATUS = {
 
 @router.get("/{key}/instances/{profile_id}", response_model=InstanceOut)
 async def get_instance(temporal: Temporal, key: str = JourneyKey,
-                       profile_id: str = Path(min_length=1, max_length=200)) -> InstanceOut:
+                       profile_id: str = Path(pattern=PROFILE_ID_PATTERN)) -> InstanceOut:
     handle = temporal.get_workflow_handle(workflow_id(key, profile_id))
     try:
         description = await handle.describe()

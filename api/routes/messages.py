@@ -5,6 +5,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import Engine
+from models.journey_definition import KEY_PATTERN
+from models.profile_schemas import PROFILE_ID_PATTERN
 from models.tables import Message
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
@@ -37,8 +39,8 @@ class MessagePage(BaseModel):
 @router.get("", response_model=MessagePage)
 async def list_messages(
     engine: Engine,
-    profile_id: str | None = Query(default=None, max_length=200),
-    journey: str | None = Query(default=None, max_length=64),
+    profile_id: str | None = Query(default=None, pattern=PROFILE_ID_PATTERN),
+    journey: str | None = Query(default=None, pattern=KEY_PATTERN),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> MessagePage:
     query = sa.select(Message).order_by(Message.id.desc()).limit(limit)

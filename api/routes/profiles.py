@@ -3,11 +3,11 @@ import sqlalchemy as sa
 
 from api.deps import Engine
 from api.profile_store import upsert_profiles
-from models.profile_schemas import BulkProfiles, ProfileFields, ProfileOut, ProfileUpsert
+from models.profile_schemas import PROFILE_ID_PATTERN, BulkProfiles, ProfileFields, ProfileOut, ProfileUpsert
 from models.tables import Profile
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
-ProfileId = Path(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+ProfileId = Path(pattern=PROFILE_ID_PATTERN)
 
 
 @router.put("/{profile_id}", response_model=ProfileOut)
