@@ -16,10 +16,17 @@ def database_url() -> str:
     return sqlalchemy_url(url)
 
 
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Autogenerate must not propose dropping the tables users declare as datasets (ds_*)."""
+    if type_ == "table" and reflected and compare_to is None and name.startswith("ds_"):
+        return False
+    return True
+
+
 def run_migrations_online() -> None:
     engine = create_engine(database_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=metadata)
+        context.configure(connection=connection, target_metadata=metadata, include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
 

@@ -130,3 +130,31 @@ class Message(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+class Dataset(SQLModel, table=True):
+    """The registry row of a user dataset; its rows live in the real table `ds_<name>`.
+
+    Written in the same transaction as the DDL of `ds_<name>`, so the two never disagree.
+    """
+
+    __tablename__ = "datasets"
+
+    name: str = Field(primary_key=True)
+    primary_key: str
+    columns: dict[str, Any] = _jsonb()
+    links: dict[str, Any] = _jsonb()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Audience(SQLModel, table=True):
+    """A saved audience: a condition over one dataset (its dimension), counted on demand."""
+
+    __tablename__ = "audiences"
+
+    key: str = Field(primary_key=True)
+    dimension: str
+    condition: dict[str, Any] = _jsonb()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
