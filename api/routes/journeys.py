@@ -130,7 +130,7 @@ FINAL_STATUS = {
 @router.get("/{key}/instances/{profile_id}", response_model=InstanceOut)
 async def get_instance(temporal: Temporal, key: str = JourneyKey,
                        profile_id: str = Path(pattern=PROFILE_ID_PATTERN)) -> InstanceOut:
-    handle = temporal.get_workflow_handle(workflow_id(key, profile_id))
+    handle = temporal.get_workflow_handle(workflow_id(key, profile_id), result_type=InstanceState)
     try:
         description = await handle.describe()
         if description.status in FINAL_STATUS:
@@ -138,7 +138,7 @@ async def get_instance(temporal: Temporal, key: str = JourneyKey,
             return InstanceOut(status=FINAL_STATUS[description.status], version=version,
                                current_node=None, path=[])
         if description.status == WorkflowExecutionStatus.COMPLETED:
-            state = await handle.result(result_type=InstanceState)
+            state = await handle.result()
         else:
             state = await handle.query("state", result_type=InstanceState)
     except RPCError as error:
