@@ -87,6 +87,76 @@ def migrate() -> None:
     console.print("[green]Database is at the latest migration.[/green]")
 
 
+@app.command()
+def load(
+    dataset: str = typer.Argument(..., help="Dataset name (declared with PUT /v1/datasets/{name}), or profiles."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv (header line) or .ndjson/.jsonl file."),
+    api_url: str = typer.Option("http://127.0.0.1:8000", envvar="SOJOURN_API_URL", help="The Sojourn API."),
+    rows_per_chunk: int = typer.Option(50_000, min=1, help="Rows per request; each request is all-or-nothing."),
+) -> None:
+    """Upsert a file's rows into a dataset through the API, in chunks, with a progress bar.
+
+    Each chunk is checked completely and loaded atomically; on the first rejected chunk the
+    command prints its errors (file line, column, reason) and stops. Chunks before it stay
+    loaded: upserts are idempotent, so fix the file and run the command again.
+    """
+    from urllib.parse import quote
+
+    import httpx
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    from models.row_chunks import chunks, format_of
+    from models.settings import get_settings
+
+    kind = format_of(file.name)
+    if kind is None:
+        console.print("[red]Name the file .csv, .ndjson or .jsonl[/red] so its format is known.")
+        raise typer.Exit(2)
+    api_key = get_settings().api_key
+    headers = {"content-type": kind, **({"authorization": f"Bearer {api_key}"} if api_key else {})}
+    loaded = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:,} rows"),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with file.open("rb") as handle, httpx.Client(base_url=api_url, timeout=300) as client, \
+            Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"{file.name} → {dataset}", total=file.stat().st_size, rows=0)
+        for chunk in chunks(handle, kind, rows_per_chunk):
+            try:
+                response = client.post(f"/v1/datasets/{quote(dataset, safe='')}/rows",
+                                       content=chunk.body, headers=headers)
+            except httpx.HTTPError as error:
+                progress.stop()
+                console.print(f"[red]Cannot reach the API at {api_url}: {error}[/red]")
+                raise typer.Exit(1) from None
+            if response.status_code != 200:
+                progress.stop()
+                _print_load_errors(response, chunk, loaded)
+                raise typer.Exit(1)
+            loaded += response.json()["upserted"]
+            progress.update(task, completed=handle.tell(), rows=loaded)
+    console.print(f"[green]Loaded {loaded:,} rows into {dataset}.[/green]")
+
+
+def _print_load_errors(response, chunk, loaded: int) -> None:
+    console.print(f"[red]The API refused a chunk ({response.status_code}).[/red] "
+                  f"{loaded:,} rows from earlier chunks are loaded; nothing of this chunk is.")
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text}
+    detail = body.get("detail") if isinstance(body, dict) else body
+    if not isinstance(detail, list):
+        console.print(f"  {detail}")
+        return
+    for item in detail[:50]:
+        line = chunk.file_line(item.get("line")) if isinstance(item, dict) else None
+        column = f", column {item['column']}" if isinstance(item, dict) and item.get("column") else ""
+        reason = (item.get("reason") or item.get("msg")) if isinstance(item, dict) else item
+        console.print(f"  {f'line {line}' if line else 'file'}{column}: {reason}")
+    if len(detail) > 50 or body.get("truncated"):
+        console.print("  … and more")
+
+
 # --- sojourn dev ----------------------------------------------------------------------------
 
 
