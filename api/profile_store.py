@@ -9,8 +9,9 @@ from models.profile_schemas import ProfileUpsert
 
 UPSERT = text("""
     INSERT INTO profiles AS p (id, email, phone, timezone, locale, attributes)
-    SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:emails AS text[]), CAST(:phones AS text[]),
-                         CAST(:timezones AS text[]), CAST(:locales AS text[]), CAST(:attributes AS jsonb[]))
+    SELECT r.id, r.email, r.phone, r.timezone, r.locale, r.attributes
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+         AS r(id text, email text, phone text, timezone text, locale text, attributes jsonb)
     ON CONFLICT (id) DO UPDATE SET
         email = COALESCE(excluded.email, p.email),
         phone = COALESCE(excluded.phone, p.phone),
@@ -43,12 +44,8 @@ def merge_duplicates(profiles: list[ProfileUpsert]) -> list[ProfileUpsert]:
 
 async def upsert_profiles(conn: AsyncConnection, profiles: list[ProfileUpsert]) -> int:
     rows = merge_duplicates(profiles)
-    await conn.execute(UPSERT, {
-        "ids": [p.id for p in rows], "emails": [p.email for p in rows],
-        "phones": [p.phone for p in rows], "timezones": [p.timezone for p in rows],
-        "locales": [p.locale for p in rows],
-        "attributes": [json.dumps(p.attributes) for p in rows],
-    })
+    # One JSON document per batch: cheap to encode, unpacked by Postgres.
+    await conn.execute(UPSERT, {"rows": json.dumps([p.model_dump() for p in rows])})
     return len(rows)
 
 
