@@ -10,6 +10,7 @@ from temporalio.worker import Worker
 
 from activities.delivery import DeliveryActivities
 from activities.event_dispatcher import EventDispatcher
+from activities.journey_actions import JourneyActionActivities
 from activities.journey_data import JourneyDataActivities
 from activities.providers import email_provider_from
 from models.database import make_engine
@@ -21,10 +22,12 @@ log = logging.getLogger("sojourn.worker")
 WORKFLOWS = [JourneyWorkflow]
 
 
-def activities_for(engine, settings: Settings) -> list:
+def activities_for(engine, client: Client, settings: Settings) -> list:
     data = JourneyDataActivities(engine)
+    actions = JourneyActionActivities(engine, client, settings)
     delivery = DeliveryActivities(engine, {"email": email_provider_from(settings)})
-    return [data.load_instance_context, data.load_profile, delivery.send_message]
+    return [data.load_instance_context, data.finish_instance, data.load_profile,
+            actions.update_profile, actions.call_webhook, actions.jump, delivery.send_message]
 
 
 def build_worker(client: Client, engine, settings: Settings, task_queue: str | None = None) -> Worker:
@@ -32,7 +35,7 @@ def build_worker(client: Client, engine, settings: Settings, task_queue: str | N
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities_for(engine, settings),
+        activities=activities_for(engine, client, settings),
         max_concurrent_activities=200,
         max_concurrent_workflow_tasks=200,
     )

@@ -5,48 +5,45 @@ not an activity). One dispatcher is active at a time across all worker processes
 Postgres advisory lock, which keeps per-profile order simple and correct. If Temporal is
 down, events stay undispatched in the inbox and go out when it is back.
 
-Per event and live journey:
-- the journey's entry event (and its `where`) matches -> signal-with-start the instance
-  (starts it, or hands the event to the running one);
-- the journey listens for the event (wait_event / exit) -> signal the running instance,
-  if any.
+Per event and live (not paused) journey:
+- the event enters the journey (its entry event and `where` match, or it is an API entry for
+  it) and the re-entry rule allows it -> signal-with-start the instance (starts it, or hands
+  the event to the running one);
+- otherwise, if the journey listens for the event (wait_event / exit) -> signal the running
+  instance, if any.
 """
 
 import asyncio
 import logging
 from collections import defaultdict
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.journey_data import PROFILE_COLUMNS, profile_context
-from models import search_attributes as sa_keys
+from activities.journey_entry import (
+    LiveJourney, LiveJourneys, api_entry_event, enter, entry_key_of, reentry_blocked)
 from models.conditions import evaluate
-from models.journey_definition import JourneyDefinition
-from models.journey_runtime import EventPayload, JourneyStart
+from models.journey_runtime import EventPayload
 from models.settings import Settings
-from models.tables import Event, JourneyVersion, Profile
-from workflows.journey import JourneyWorkflow, workflow_id
+from models.tables import Event, Profile
+from models.journey_runtime import workflow_id
 
 log = logging.getLogger("sojourn.dispatcher")
 LEADER_LOCK_ID = 0x50_4A_44  # "SJD": pg_advisory_lock key of the dispatcher leader
 RETRY_SLEEP_SECONDS = 1.0
 
-
-class LiveJourney:
-    def __init__(self, key: str, version: int, definition: JourneyDefinition):
-        self.key, self.version, self.definition = key, version, definition
-        self.listened = definition.listened_events()
+Entry = tuple[str, str, str]  # (journey key, profile id, entry key)
 
 
 class EventDispatcher:
     def __init__(self, engine: AsyncEngine, client: Client, settings: Settings):
         self.engine, self.client, self.settings = engine, client, settings
-        self._definitions: dict[tuple[str, int], JourneyDefinition] = {}
+        self.live = LiveJourneys()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -75,86 +72,102 @@ class EventDispatcher:
     async def dispatch_once(self) -> tuple[int, int]:
         """Dispatch one batch; return (events fetched, events dispatched)."""
         async with self.engine.connect() as conn:
-            events = (await conn.execute(
+            rows = (await conn.execute(
                 sa.select(Event.seq, Event.message_id, Event.profile_id, Event.name,
                           Event.properties, Event.occurred_at)
                 .where(Event.dispatched_at.is_(None)).order_by(Event.seq)
                 .limit(self.settings.dispatch_batch_size))).all()
-            if not events:
+            if not rows:
                 return 0, 0
-            journeys = await self._live_journeys(conn)
-            profiles = await self._profiles(conn, {e.profile_id for e in events}) if journeys else {}
+            journeys = await self.live.all(conn)
+            profiles = await self._profiles(conn, {r.profile_id for r in rows}) if journeys else {}
+            events = [(row, _payload(row)) for row in rows]
+            entries = await self._entries(conn, journeys, events, profiles)
 
         by_profile: dict[str, list[Any]] = defaultdict(list)
-        for event in events:
-            by_profile[event.profile_id].append(event)
+        for row, payload in events:
+            by_profile[row.profile_id].append((row, payload))
         dispatched: list[int] = []
         limit = asyncio.Semaphore(self.settings.dispatch_concurrency)
 
-        async def dispatch_profile(profile_id: str, profile_events: list[Any]) -> None:
+        async def dispatch_profile(profile_events: list[Any]) -> None:
             async with limit:
-                for event in profile_events:
+                for row, payload in profile_events:
                     try:
-                        await self._dispatch(event, journeys, profiles.get(profile_id))
+                        await self._dispatch(row.profile_id, payload, journeys, entries)
                     except RPCError as error:
                         # Stop this profile here so its later events never overtake this one.
-                        log.warning("could not dispatch %s: %s", event.message_id, error)
+                        log.warning("could not dispatch %s: %s", payload.message_id, error)
                         return
-                    dispatched.append(event.seq)
+                    dispatched.append(row.seq)
 
-        await asyncio.gather(*(dispatch_profile(p, evs) for p, evs in by_profile.items()))
+        await asyncio.gather(*(dispatch_profile(evs) for evs in by_profile.values()))
         if dispatched:
             async with self.engine.begin() as conn:
                 await conn.execute(sa.update(Event).where(Event.seq.in_(dispatched))
                                    .values(dispatched_at=sa.func.now()))
-        return len(events), len(dispatched)
+        return len(rows), len(dispatched)
 
-    async def _dispatch(self, event: Any, journeys: list[LiveJourney], profile: dict | None) -> None:
-        payload = EventPayload(message_id=event.message_id, name=event.name,
-                               properties=event.properties, timestamp=event.occurred_at)
-        context = {"profile": profile or {"id": event.profile_id, "attributes": {}},
-                   "event": payload.as_context()}
+    async def _entries(self, conn: AsyncConnection, journeys: list[LiveJourney], events: list[Any],
+                       profiles: dict[str, dict]) -> dict[tuple[str, str], str]:
+        """Which (journey, event) pairs enter, with the instance's entry key."""
+        entering: dict[tuple[str, str], str] = {}
         for journey in journeys:
-            entry = journey.definition.entry
-            instance_id = workflow_id(journey.key, event.profile_id)
-            if entry.event == event.name and (entry.where is None or evaluate(entry.where, context)):
-                await self.client.start_workflow(
-                    JourneyWorkflow.run,
-                    JourneyStart(journey_key=journey.key, version=journey.version,
-                                 profile_id=event.profile_id, entry_event=payload),
-                    id=instance_id, task_queue=self.settings.task_queue,
-                    start_signal="event", start_signal_args=[payload],
-                    search_attributes=TypedSearchAttributes([
-                        SearchAttributePair(sa_keys.SOJOURN_KIND, "journey"),
-                        SearchAttributePair(sa_keys.JOURNEY_KEY, journey.key),
-                        SearchAttributePair(sa_keys.JOURNEY_VERSION, journey.version),
-                        SearchAttributePair(sa_keys.PROFILE_ID, event.profile_id),
-                    ]),
-                )
-            elif event.name in journey.listened:
-                try:
-                    await self.client.get_workflow_handle(instance_id).signal("event", payload)
-                except RPCError as error:
-                    if error.status != RPCStatusCode.NOT_FOUND:  # no running instance: fine
-                        raise
+            candidates: dict[str, tuple[str, str]] = {}
+            for row, payload in events:
+                key = self._entry_key(journey, row.profile_id, payload, profiles)
+                if key is not None:
+                    candidates[payload.message_id] = (row.profile_id, key)
+            blocked = await reentry_blocked(conn, journey, set(candidates.values()), datetime.now(timezone.utc))
+            for message_id, pair in candidates.items():
+                if pair not in blocked:
+                    entering[(journey.key, message_id)] = pair[1]
+        return entering
 
-    async def _live_journeys(self, conn) -> list[LiveJourney]:
-        rows = (await conn.execute(
-            sa.select(JourneyVersion.journey_key, JourneyVersion.version)
-            .where(JourneyVersion.status == "live"))).all()
-        live = []
-        for key, version in rows:
-            definition = self._definitions.get((key, version))
-            if definition is None:
-                raw = (await conn.execute(sa.select(JourneyVersion.definition).where(
-                    JourneyVersion.journey_key == key, JourneyVersion.version == version))).scalar_one()
-                definition = self._definitions[(key, version)] = JourneyDefinition.model_validate(raw)
-            live.append(LiveJourney(key, version, definition))
-        return live
+    def _entry_key(self, journey: LiveJourney, profile_id: str, payload: EventPayload,
+                   profiles: dict[str, dict]) -> str | None:
+        entry = journey.definition.entry
+        if entry.type == "api":
+            return "" if payload.name == api_entry_event(journey.key) else None
+        if entry.type != "event" or entry.event != payload.name:
+            return None
+        if entry.where is not None:
+            context = {"profile": profiles.get(profile_id) or {"id": profile_id, "attributes": {}},
+                       "event": payload.as_context()}
+            if not evaluate(entry.where, context):
+                return None
+        return entry_key_of(journey.definition, payload)
+
+    async def _dispatch(self, profile_id: str, payload: EventPayload, journeys: list[LiveJourney],
+                        entries: dict[tuple[str, str], str]) -> None:
+        for journey in journeys:
+            entry_key = entries.get((journey.key, payload.message_id))
+            if entry_key is not None:
+                await enter(self.client, self.settings.task_queue, journey, profile_id, payload, entry_key)
+            elif payload.name in journey.listened:
+                await self._signal_instances(journey, profile_id, payload)
+
+    async def _signal_instances(self, journey: LiveJourney, profile_id: str, payload: EventPayload) -> None:
+        instance_ids = [workflow_id(journey.key, profile_id)]
+        keyed_by = getattr(journey.definition.entry, "key", None)
+        if keyed_by:  # keyed journeys: the instance this event's key names (e.g. its cart)
+            key = entry_key_of(journey.definition, payload)
+            instance_ids = [workflow_id(journey.key, profile_id, key)] if key else []
+        for instance_id in instance_ids:
+            try:
+                await self.client.get_workflow_handle(instance_id).signal("event", payload)
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:  # no running instance: fine
+                    raise
 
     async def _profiles(self, conn, ids: set[str]) -> dict[str, dict]:
         rows = (await conn.execute(sa.select(*PROFILE_COLUMNS).where(Profile.id.in_(ids)))).all()
         return {row.id: profile_context(row._mapping) for row in rows}
+
+
+def _payload(row: Any) -> EventPayload:
+    return EventPayload(message_id=row.message_id, name=row.name, properties=row.properties,
+                        timestamp=row.occurred_at)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

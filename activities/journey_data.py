@@ -1,18 +1,21 @@
-"""Read-only activities that give journey instances their definition and profile snapshot.
+"""Activities that give journey instances their definition and profile snapshot, and record
+when an instance starts and ends (journey_instances: re-entry rules and reports read it).
 
-They run as local activities: one Postgres read, no extra round trip to the Temporal server.
+They run as local activities: one Postgres statement or two, no extra round trip to the
+Temporal server, and never one per node visit.
 """
 
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from models.journey_definition import JourneyDefinition
-from models.journey_runtime import InstanceContext, InstanceContextRequest
-from models.tables import JourneyVersion, Profile
+from models.journey_runtime import InstanceContext, InstanceContextRequest, InstanceFinish
+from models.tables import JourneyInstance, JourneyVersion, Profile
 
 PROFILE_COLUMNS = [Profile.id, Profile.email, Profile.phone, Profile.timezone, Profile.locale,
                    Profile.attributes]
@@ -27,7 +30,21 @@ class JourneyDataActivities:
     @activity.defn(name="load_instance_context")
     async def load_instance_context(self, request: InstanceContextRequest) -> InstanceContext:
         definition = await self._definition(request.journey_key, request.version)
+        if request.register_entry:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(JourneyInstance).values(
+                    run_id=request.run_id, workflow_id=request.workflow_id, journey_key=request.journey_key,
+                    version=request.version, profile_id=request.profile_id, entry_key=request.entry_key,
+                    entered_at=request.entered_at,
+                ).on_conflict_do_nothing(index_elements=["run_id"]))
         return InstanceContext(definition=definition, profile=await self.load_profile(request.profile_id))
+
+    @activity.defn(name="finish_instance")
+    async def finish_instance(self, finish: InstanceFinish) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.update(JourneyInstance).where(JourneyInstance.run_id == finish.run_id).values(
+                ended_at=finish.ended_at, outcome=finish.outcome, exit_reason=finish.exit_reason,
+                path=finish.path))
 
     @activity.defn(name="load_profile")
     async def load_profile(self, profile_id: str) -> dict[str, Any]:

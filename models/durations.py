@@ -21,3 +21,18 @@ def parse_duration(text: str) -> timedelta:
     if value <= timedelta(0):
         raise ValueError(f"{text!r}: a duration must be positive")
     return value
+
+
+def parse_signed_duration(text: str) -> timedelta:
+    """Like parse_duration but allows zero and a leading '-' (e.g. -P7D: seven days before)."""
+    if not isinstance(text, str):
+        raise ValueError("must be an ISO 8601 duration string such as -P7D or PT0S")
+    negative = text.startswith("-")
+    body = text[1:] if negative else text
+    try:
+        value = isodate.parse_duration(body)
+    except (isodate.ISO8601Error, ValueError):
+        raise ValueError(f"{text!r} is not an ISO 8601 duration (e.g. -P7D, PT12H)") from None
+    if not isinstance(value, timedelta):
+        raise ValueError(f"{text!r}: months and years are not allowed; use days")
+    return -value if negative else value

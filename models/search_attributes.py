@@ -9,8 +9,9 @@ JOURNEY_VERSION = SearchAttributeKey.for_int("JourneyVersion")
 PROFILE_ID = SearchAttributeKey.for_keyword("ProfileId")
 CAMPAIGN_KEY = SearchAttributeKey.for_keyword("CampaignKey")
 CURRENT_NODE = SearchAttributeKey.for_keyword("CurrentNode")
+VISITED_NODES = SearchAttributeKey.for_keyword_list("VisitedNodes")
 
-ALL = [SOJOURN_KIND, JOURNEY_KEY, JOURNEY_VERSION, PROFILE_ID, CAMPAIGN_KEY, CURRENT_NODE]
+ALL = [SOJOURN_KIND, JOURNEY_KEY, JOURNEY_VERSION, PROFILE_ID, CAMPAIGN_KEY, CURRENT_NODE, VISITED_NODES]
 
 
 async def register(client) -> None:
@@ -19,7 +20,8 @@ async def register(client) -> None:
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 
     types = {"KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-             "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT}
+             "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+             "KEYWORD_LIST": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST}
     await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
         namespace=client.namespace,
         search_attributes={key.name: types[key.indexed_value_type.name] for key in ALL},
@@ -28,7 +30,7 @@ async def register(client) -> None:
 
 def dev_server_flags() -> list[str]:
     """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
-    kinds = {"KEYWORD": "Keyword", "INT": "Int"}
+    kinds = {"KEYWORD": "Keyword", "INT": "Int", "KEYWORD_LIST": "KeywordList"}
     flags: list[str] = []
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]

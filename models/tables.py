@@ -158,3 +158,31 @@ class Audience(SQLModel, table=True):
     condition: dict[str, Any] = _jsonb()
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class JourneyInstance(SQLModel, table=True):
+    """One row per journey instance (run): written when it starts and when it ends.
+
+    Re-entry rules read it; reports count finished instances from it (running ones come from
+    Temporal visibility), so no activity runs per node visit.
+    """
+
+    __tablename__ = "journey_instances"
+    __table_args__ = (
+        sa.Index("journey_instances_profile", "journey_key", "profile_id", "entry_key", "entered_at"),
+        sa.Index("journey_instances_version", "journey_key", "version", "outcome"),
+    )
+
+    run_id: str = Field(primary_key=True)
+    workflow_id: str
+    journey_key: str
+    version: int
+    profile_id: str
+    entry_key: str = ""
+    entered_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+    # completed | exited | timed_out | holdout | stopped | failed (null while running)
+    outcome: str | None = None
+    exit_reason: str | None = None
+    path: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False,
+                                                                      server_default=sa.text("'[]'::jsonb")))

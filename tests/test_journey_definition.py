@@ -84,7 +84,7 @@ BRANCHING = {"wait": {"next": "check"},
     ([], "$", "must be an object"),
     (variant(exit=[{"event": "order_placed", "where": {"all": [
         {"attr": "event.name", "op": "eq", "value": "x"}, {"attr": "customer.vip", "op": "eq", "value": True}]}}]),
-     "$.exit[0].where.all[1].attr", "start with 'profile.' or 'event.'"),
+     "$.exit[0].where.all[1].attr", "attribute paths in journeys start with"),
     (variant(entry={"type": "event", "event": "cart_abandoned",
                     "where": {"attr": "profile.email.domain", "op": "exists"}}),
      "$.entry.where.attr", "profile paths"),

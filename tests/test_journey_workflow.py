@@ -9,7 +9,8 @@ from temporalio.worker import Worker
 from activities.event_dispatcher import EventDispatcher
 from tests.journey_fixtures import journey, publish_journey
 from worker import build_worker
-from workflows.journey import JourneyWorkflow, workflow_id
+from models.journey_runtime import workflow_id
+from workflows.journey import JourneyWorkflow
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ async def test_wait_event_matches_and_renders_the_matched_event(api, temporal_wo
     definition["nodes"]["bought"]["where"] = {"attr": "event.properties.total", "op": "gte", "value": 10}
     handle = await start_instance(api, env, engine, settings, definition, "bob", item="hat", cart_id="c9")
     await env.sleep(timedelta(hours=3))
-    assert (await handle.query(JourneyWorkflow.state)).current_node == "bought"
+    assert (await handle.query(JourneyWorkflow.query_state)).current_node == "bought"
 
     # The first order does not pass the `where` filter; the second does.
     await send_events(api, {"profile_id": "bob", "name": "order_placed", "properties": {"total": 5, "order_id": "o1"}})

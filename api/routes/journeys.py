@@ -16,7 +16,7 @@ from models.journey_runtime import InstanceState
 from models.profile_schemas import PROFILE_ID_PATTERN
 from models.search_attributes import JOURNEY_VERSION
 from models.tables import Journey, JourneyVersion, Template
-from workflows.journey import workflow_id
+from models.journey_runtime import workflow_id
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 JourneyKey = Path(pattern=KEY_PATTERN)

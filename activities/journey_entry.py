@@ -1,0 +1,107 @@
+"""Entering profiles into journeys: shared by the event dispatcher, API entries, audience
+entries and `jump` nodes, so re-entry rules and instance ids are the same everywhere."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from models import search_attributes as sa_keys
+from models.durations import parse_signed_duration
+from models.journey_definition import JourneyDefinition
+from models.journey_runtime import JOURNEY_WORKFLOW, EventPayload, JourneyStart, workflow_id
+from models.tables import Journey, JourneyInstance, JourneyVersion
+
+
+@dataclass(frozen=True)
+class LiveJourney:
+    key: str
+    version: int
+    definition: JourneyDefinition
+
+    @property
+    def listened(self) -> set[str]:
+        return self.definition.listened_events()
+
+
+class LiveJourneys:
+    """Reads which journey versions accept entries (live and not paused), caching definitions."""
+
+    def __init__(self) -> None:
+        self._definitions: dict[tuple[str, int], JourneyDefinition] = {}
+
+    async def all(self, conn: AsyncConnection, key: str | None = None) -> list[LiveJourney]:
+        query = (sa.select(JourneyVersion.journey_key, JourneyVersion.version)
+                 .join(Journey, Journey.key == JourneyVersion.journey_key)
+                 .where(JourneyVersion.status == "live", Journey.status == "live"))
+        if key is not None:
+            query = query.where(JourneyVersion.journey_key == key)
+        live = []
+        for journey_key, version in (await conn.execute(query)).all():
+            definition = self._definitions.get((journey_key, version))
+            if definition is None:
+                raw = (await conn.execute(sa.select(JourneyVersion.definition).where(
+                    JourneyVersion.journey_key == journey_key, JourneyVersion.version == version))).scalar_one()
+                definition = self._definitions[(journey_key, version)] = JourneyDefinition.model_validate(raw)
+            live.append(LiveJourney(journey_key, version, definition))
+        return live
+
+
+def entry_key_of(definition: JourneyDefinition, event: EventPayload | None) -> str | None:
+    """The instance key for keyed event entries ('' when unkeyed); None if the event lacks it."""
+    path = getattr(definition.entry, "key", None)
+    if not path:
+        return ""
+    value: object = {"properties": event.properties} if event else {}
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+async def reentry_blocked(conn: AsyncConnection, journey: LiveJourney, candidates: set[tuple[str, str]],
+                          now: datetime) -> set[tuple[str, str]]:
+    """(profile_id, entry_key) pairs the journey's re-entry rule keeps out right now.
+
+    `never`: any earlier instance. `after_exit`: an instance that ended less than `wait` ago.
+    A running instance is not "blocked": the entry reaches it as an ordinary event instead.
+    """
+    if not candidates:
+        return set()
+    rule = journey.definition.reentry
+    query = sa.select(JourneyInstance.profile_id, JourneyInstance.entry_key).where(
+        JourneyInstance.journey_key == journey.key,
+        sa.tuple_(JourneyInstance.profile_id, JourneyInstance.entry_key).in_(list(candidates)),
+        JourneyInstance.ended_at.is_not(None),
+    )
+    if rule.mode == "after_exit":
+        query = query.where(JourneyInstance.ended_at > now - parse_signed_duration(rule.wait))
+    return {(row.profile_id, row.entry_key) for row in (await conn.execute(query)).all()}
+
+
+def api_entry_event(journey_key: str) -> str:
+    """Inbox event name of an API entry; '$' cannot appear in user event names."""
+    return f"$entry:{journey_key}"
+
+
+async def enter(client: Client, task_queue: str, journey: LiveJourney, profile_id: str,
+                event: EventPayload | None, entry_key: str = "") -> None:
+    """Start the instance, or hand the event to the running one (signal-with-start)."""
+    start = JourneyStart(journey_key=journey.key, version=journey.version, profile_id=profile_id,
+                         entry_event=event, entry_key=entry_key)
+    signal_args = [event] if event else []
+    await client.start_workflow(
+        JOURNEY_WORKFLOW, start,
+        id=workflow_id(journey.key, profile_id, entry_key), task_queue=task_queue,
+        start_signal="event" if event else None, start_signal_args=signal_args,
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(sa_keys.SOJOURN_KIND, "journey"),
+            SearchAttributePair(sa_keys.JOURNEY_KEY, journey.key),
+            SearchAttributePair(sa_keys.JOURNEY_VERSION, journey.version),
+            SearchAttributePair(sa_keys.PROFILE_ID, profile_id),
+        ]),
+    )
