@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from api.deps import require_api_key
 from api.json_guard import reject_unstorable_json
 from api.errors import install_error_handlers
-from api.routes import dataset_rows, datasets, events, health, journeys, messages, profiles, templates
+from api.routes import audiences, dataset_rows, datasets, events, health, journeys, messages, profiles, templates
 from models.database import make_engine
 from models.settings import Settings, get_settings
 
@@ -28,6 +28,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     protected = [Depends(require_api_key), Depends(reject_unstorable_json)]
-    for module in (profiles, events, templates, journeys, messages, datasets, dataset_rows):
+    for module in (profiles, events, templates, journeys, messages, datasets, dataset_rows, audiences):
         app.include_router(module.router, dependencies=protected)
     return app
