@@ -16,7 +16,6 @@ Per event and live (not paused) journey:
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -118,7 +117,7 @@ class EventDispatcher:
                 key = self._entry_key(journey, row.profile_id, payload, profiles)
                 if key is not None:
                     candidates[payload.message_id] = (row.profile_id, key)
-            blocked = await reentry_blocked(conn, journey, set(candidates.values()), datetime.now(timezone.utc))
+            blocked = await reentry_blocked(conn, journey, set(candidates.values()))
             for message_id, pair in candidates.items():
                 if pair not in blocked:
                     entering[(journey.key, message_id)] = pair[1]

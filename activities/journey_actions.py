@@ -1,7 +1,6 @@
 """Journey actions with side effects: profile updates, webhooks (custom actions), jumps."""
 
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -82,7 +81,7 @@ class JourneyActionActivities:
             if not targets:
                 return False
             target = targets[0]
-            blocked = await reentry_blocked(conn, target, {(request.profile_id, "")}, datetime.now(timezone.utc))
+            blocked = await reentry_blocked(conn, target, {(request.profile_id, "")})
         if blocked:
             return False
         await enter(self.client, self.settings.task_queue, target, request.profile_id, request.event)

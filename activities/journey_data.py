@@ -1,7 +1,8 @@
 """Activities that give journey instances their definition and profile snapshot, and record
 when an instance starts and ends (journey_instances: re-entry rules and reports read it).
 
-They run as local activities: one Postgres statement or two, no extra round trip to the
+Times are the database's clock, like the re-entry checks that read them (workflow time may
+run ahead under the time-skipping test server). They run as local activities: one Postgres statement or two, no extra round trip to the
 Temporal server, and never one per node visit.
 """
 
@@ -35,7 +36,7 @@ class JourneyDataActivities:
                 await conn.execute(insert(JourneyInstance).values(
                     run_id=request.run_id, workflow_id=request.workflow_id, journey_key=request.journey_key,
                     version=request.version, profile_id=request.profile_id, entry_key=request.entry_key,
-                    entered_at=request.entered_at,
+                    entered_at=sa.func.now(),
                 ).on_conflict_do_nothing(index_elements=["run_id"]))
         return InstanceContext(definition=definition, profile=await self.load_profile(request.profile_id))
 
@@ -43,7 +44,7 @@ class JourneyDataActivities:
     async def finish_instance(self, finish: InstanceFinish) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(sa.update(JourneyInstance).where(JourneyInstance.run_id == finish.run_id).values(
-                ended_at=finish.ended_at, outcome=finish.outcome, exit_reason=finish.exit_reason,
+                ended_at=sa.func.now(), outcome=finish.outcome, exit_reason=finish.exit_reason,
                 path=finish.path))
 
     @activity.defn(name="load_profile")

@@ -2,8 +2,6 @@
 entries and `jump` nodes, so re-entry rules and instance ids are the same everywhere."""
 
 from dataclasses import dataclass
-from datetime import datetime
-
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.client import Client
@@ -63,8 +61,8 @@ def entry_key_of(definition: JourneyDefinition, event: EventPayload | None) -> s
     return str(value)
 
 
-async def reentry_blocked(conn: AsyncConnection, journey: LiveJourney, candidates: set[tuple[str, str]],
-                          now: datetime) -> set[tuple[str, str]]:
+async def reentry_blocked(conn: AsyncConnection, journey: LiveJourney,
+                          candidates: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """(profile_id, entry_key) pairs the journey's re-entry rule keeps out right now.
 
     `never`: any earlier instance. `after_exit`: an instance that ended less than `wait` ago.
@@ -79,7 +77,7 @@ async def reentry_blocked(conn: AsyncConnection, journey: LiveJourney, candidate
         JourneyInstance.ended_at.is_not(None),
     )
     if rule.mode == "after_exit":
-        query = query.where(JourneyInstance.ended_at > now - parse_signed_duration(rule.wait))
+        query = query.where(JourneyInstance.ended_at > sa.func.now() - parse_signed_duration(rule.wait))
     return {(row.profile_id, row.entry_key) for row in (await conn.execute(query)).all()}
 
 

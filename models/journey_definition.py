@@ -30,8 +30,9 @@ class Strict(BaseModel):
 Duration = Annotated[str, Field(description="ISO 8601 duration, e.g. PT2H or P3D")]
 
 
-def _check_duration(value: str) -> str:
-    parse_duration(value)
+def _check_duration(value: str | None) -> str | None:
+    if value is not None:
+        parse_duration(value)
     return value
 
 
@@ -315,7 +316,7 @@ class JourneyHeader(Strict):
 
 
 class JourneyDefinition(JourneyHeader):
-    nodes: dict[str, Node]
+    nodes: dict[str, Annotated[Node, Field(discriminator="type")]]
 
     def successors(self, node_id: str) -> list[str]:
         return [target for _, target in self.nodes[node_id].references()]

@@ -75,7 +75,6 @@ class InstanceContextRequest(BaseModel):
     workflow_id: str = ""
     run_id: str = ""
     entry_key: str = ""
-    entered_at: datetime | None = None
 
 
 class InstanceContext(BaseModel):
@@ -85,7 +84,6 @@ class InstanceContext(BaseModel):
 
 class InstanceFinish(BaseModel):
     run_id: str
-    ended_at: datetime
     outcome: str
     exit_reason: str | None
     path: list[str]

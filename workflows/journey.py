@@ -102,7 +102,7 @@ class JourneyWorkflow:
             InstanceContextRequest(
                 journey_key=start.journey_key, version=start.version, profile_id=start.profile_id,
                 register_entry=first_run, workflow_id=info.workflow_id, run_id=info.run_id,
-                entry_key=start.entry_key, entered_at=workflow.now()),
+                entry_key=start.entry_key),
             start_to_close_timeout=LOCAL_TIMEOUT,
         )
         self.definition, self.profile = context.definition, context.profile
@@ -126,8 +126,7 @@ class JourneyWorkflow:
 
         await workflow.execute_local_activity_method(
             JourneyDataActivities.finish_instance,
-            InstanceFinish(run_id=info.first_execution_run_id, ended_at=workflow.now(),
-                           outcome=self.outcome or "completed", exit_reason=self.exit_reason,
+            InstanceFinish(run_id=info.first_execution_run_id, outcome=self.outcome or "completed", exit_reason=self.exit_reason,
                            path=self.state.path),
             start_to_close_timeout=LOCAL_TIMEOUT,
         )
