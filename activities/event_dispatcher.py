@@ -126,6 +126,8 @@ class EventDispatcher:
     def _entry_key(self, journey: LiveJourney, profile_id: str, payload: EventPayload,
                    profiles: dict[str, dict]) -> str | None:
         entry = journey.definition.entry
+        if not journey.accepts_entries:
+            return None
         if entry.type == "api":
             return "" if payload.name == api_entry_event(journey.key) else None
         if entry.type != "event" or entry.event != payload.name:

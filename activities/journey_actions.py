@@ -77,7 +77,7 @@ class JourneyActionActivities:
         """Enter the profile into another live journey; False when it is not live or re-entry
         rules keep the profile out."""
         async with self.engine.connect() as conn:
-            targets = await self.live.all(conn, key=request.journey_key)
+            targets = [j for j in await self.live.all(conn, key=request.journey_key) if j.accepts_entries]
             if not targets:
                 return False
             target = targets[0]

@@ -16,36 +16,52 @@ from models.tables import Journey, JourneyInstance, JourneyVersion
 
 @dataclass(frozen=True)
 class LiveJourney:
+    """A journey as the dispatcher sees it: its newest open version, whether it takes new
+    entries (live, not paused), and the events any of its running versions listen for."""
+
     key: str
     version: int
     definition: JourneyDefinition
-
-    @property
-    def listened(self) -> set[str]:
-        return self.definition.listened_events()
+    accepts_entries: bool = True
+    listened: frozenset[str] = frozenset()
 
 
 class LiveJourneys:
-    """Reads which journey versions accept entries (live and not paused), caching definitions."""
+    """Reads open journeys (live or paused; live and closed versions), caching definitions."""
 
     def __init__(self) -> None:
         self._definitions: dict[tuple[str, int], JourneyDefinition] = {}
 
     async def all(self, conn: AsyncConnection, key: str | None = None) -> list[LiveJourney]:
-        query = (sa.select(JourneyVersion.journey_key, JourneyVersion.version)
+        query = (sa.select(JourneyVersion.journey_key, JourneyVersion.version, JourneyVersion.status,
+                           Journey.status.label("journey_status"))
                  .join(Journey, Journey.key == JourneyVersion.journey_key)
-                 .where(JourneyVersion.status == "live", Journey.status == "live"))
+                 .where(JourneyVersion.status.in_(["live", "closed"]), Journey.status.in_(["live", "paused"]))
+                 .order_by(JourneyVersion.journey_key, JourneyVersion.version))
         if key is not None:
             query = query.where(JourneyVersion.journey_key == key)
-        live = []
-        for journey_key, version in (await conn.execute(query)).all():
-            definition = self._definitions.get((journey_key, version))
-            if definition is None:
-                raw = (await conn.execute(sa.select(JourneyVersion.definition).where(
-                    JourneyVersion.journey_key == journey_key, JourneyVersion.version == version))).scalar_one()
-                definition = self._definitions[(journey_key, version)] = JourneyDefinition.model_validate(raw)
-            live.append(LiveJourney(journey_key, version, definition))
-        return live
+        versions: dict[str, list] = {}
+        for row in (await conn.execute(query)).all():
+            versions.setdefault(row.journey_key, []).append(row)
+        journeys = []
+        for journey_key, rows in versions.items():
+            definitions = [await self._definition(conn, journey_key, r.version) for r in rows]
+            newest = rows[-1]
+            # Closed versions still have running instances that wait for their own events.
+            listened = frozenset().union(*(d.listened_events() for d in definitions))
+            journeys.append(LiveJourney(
+                journey_key, newest.version, definitions[-1],
+                accepts_entries=newest.status == "live" and newest.journey_status == "live",
+                listened=listened))
+        return journeys
+
+    async def _definition(self, conn: AsyncConnection, key: str, version: int) -> JourneyDefinition:
+        definition = self._definitions.get((key, version))
+        if definition is None:
+            raw = (await conn.execute(sa.select(JourneyVersion.definition).where(
+                JourneyVersion.journey_key == key, JourneyVersion.version == version))).scalar_one()
+            definition = self._definitions[(key, version)] = JourneyDefinition.model_validate(raw)
+        return definition
 
 
 def entry_key_of(definition: JourneyDefinition, event: EventPayload | None) -> str | None:

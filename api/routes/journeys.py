@@ -10,6 +10,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Engine, Temporal
+from api.routes import journey_lifecycle, journey_reports
 from models.faults import DefinitionError, Fault
 from models.journey_definition import KEY_PATTERN, JourneyDefinition, parse_journey
 from models.journey_runtime import InstanceState
@@ -19,6 +20,10 @@ from models.tables import Journey, JourneyVersion, Template
 from models.journey_runtime import workflow_id
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
+# Lifecycle and reporting routes live in their own modules; mounted here so /v1/journeys is one
+# router for the app.
+router.include_router(journey_lifecycle.router)
+router.include_router(journey_reports.router)
 JourneyKey = Path(pattern=KEY_PATTERN)
 Definition = Body(description="A journey definition (see DESIGN.md, Journey DSL)")
 
@@ -92,9 +97,12 @@ async def publish(engine: Engine, key: str = JourneyKey) -> Published:
             raise HTTPException(404, f"journey {key!r} not found")
         # Re-validate: a template may have been deleted since the draft was saved.
         definition = await _validated(conn, journey.definition)
-        version = 1 + (await conn.scalar(
-            sa.select(sa.func.coalesce(sa.func.max(JourneyVersion.version), 0))
-            .where(JourneyVersion.journey_key == key)))
+        previous = (await conn.execute(
+            sa.select(JourneyVersion.version, JourneyVersion.definition).where(JourneyVersion.journey_key == key)
+            .order_by(JourneyVersion.version.desc()).limit(1))).first()
+        if previous is not None:
+            _check_same_entry(previous.definition["entry"], definition)
+        version = 1 + (previous.version if previous else 0)
         await conn.execute(sa.update(JourneyVersion).where(
             JourneyVersion.journey_key == key, JourneyVersion.status == "live").values(status="closed"))
         await conn.execute(sa.insert(JourneyVersion).values(
@@ -103,6 +111,16 @@ async def publish(engine: Engine, key: str = JourneyKey) -> Published:
         await conn.execute(sa.update(Journey).where(Journey.key == key).values(
             status="live", live_version=version, updated_at=sa.func.now()))
     return Published(key=key, version=version, status="live")
+
+
+def _check_same_entry(previous_entry: dict, definition: JourneyDefinition) -> None:
+    """Running instances and their ids depend on how profiles enter: versions keep it."""
+    entry = definition.entry
+    if previous_entry.get("type") != entry.type:
+        raise DefinitionError([Fault("$.entry.type", f"a new version cannot change the entry type "
+                                                     f"({previous_entry.get('type')} -> {entry.type})")])
+    if previous_entry.get("key") != getattr(entry, "key", None):
+        raise DefinitionError([Fault("$.entry.key", "a new version cannot change the entry key")])
 
 
 @router.get("/{key}", response_model=JourneyOut)

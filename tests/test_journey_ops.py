@@ -1,0 +1,157 @@
+"""Lifecycle, API entries, instance lists and reports on a real Temporal dev server (its
+visibility store answers "who waits where"), with the worker and dispatcher running."""
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.event_dispatcher import EventDispatcher
+from cli import find_binary
+from models import search_attributes
+from tests.conftest import api_client_for
+from tests.journey_fixtures import TEMPLATES
+from worker import build_worker
+
+WAITING = {"hold": {"type": "wait", "duration": "PT1H", "next": "end"}, "end": {"type": "end"}}
+
+
+@pytest.fixture(scope="module")
+async def dev_env():
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"), search_attributes=search_attributes.ALL,
+        data_converter=pydantic_data_converter, dev_server_log_level="error")
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def ops(dev_env, settings, engine):
+    """The API, a worker and the dispatcher, all on the dev server."""
+    ops_settings = settings.model_copy(update={
+        "temporal_address": dev_env.client.service_client.config.target_host,
+        "task_queue": f"ops-{uuid.uuid4().hex[:6]}"})
+    stop = asyncio.Event()
+    async with build_worker(dev_env.client, engine, ops_settings):
+        dispatcher = asyncio.create_task(EventDispatcher(engine, dev_env.client, ops_settings).run(stop))
+        async for client in api_client_for(ops_settings):
+            yield client
+        stop.set()
+        await dispatcher
+
+
+async def eventually(check, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.3)
+
+
+async def publish(api, key, nodes=WAITING, start="hold", entry=None, **extra):
+    for name, template in TEMPLATES.items():
+        await api.put(f"/v1/templates/{name}", json=template)
+    definition = {"key": key, "name": key, "entry": entry or {"type": "event", "event": key},
+                  "start": start, "nodes": nodes, **extra}
+    if (await api.get(f"/v1/journeys/{key}")).status_code == 404:
+        assert (await api.post("/v1/journeys", json=definition)).status_code == 201
+    else:
+        assert (await api.put(f"/v1/journeys/{key}", json=definition)).status_code == 200
+    r = await api.post(f"/v1/journeys/{key}/publish")
+    assert r.status_code == 200, r.text
+    return r.json()["version"]
+
+
+async def post_events(api, name, *profiles):
+    events = [{"message_id": str(uuid.uuid4()), "profile_id": p, "name": name} for p in profiles]
+    assert (await api.post("/v1/events", json={"events": events})).status_code == 202
+
+
+async def instance(api, key, profile):
+    r = await api.get(f"/v1/journeys/{key}/instances/{profile}")
+    return r.json() if r.status_code == 200 else None
+
+
+async def test_waiting_instances_are_listed_and_reported_then_stopped(ops, db):
+    key = f"ops-{uuid.uuid4().hex[:6]}"
+    await publish(ops, key)
+    await post_events(ops, key, "w1", "w2", "w3")
+
+    async def listed():
+        r = await ops.get(f"/v1/journeys/{key}/instances", params={"node": "hold"})
+        return len(r.json()["items"]) == 3 and r.json()["items"]
+    items = await eventually(listed)
+    assert sorted(i["profile_id"] for i in items) == ["w1", "w2", "w3"]
+
+    report = (await ops.get(f"/v1/journeys/{key}/report")).json()
+    hold = next(n for n in report["nodes"] if n["node"] == "hold")
+    assert (hold["entered"], hold["waiting"]) == (3, 3)
+    assert report["totals"]["running"] == 3
+
+    r = await ops.post(f"/v1/journeys/{key}/stop")
+    assert r.json() == {"key": key, "status": "stopped", "instances_stopped": 3}
+    states = [await eventually(lambda p=p: _finished(ops, key, p)) for p in ("w1", "w2", "w3")]
+    assert {(s["status"], s["exit_reason"]) for s in states} == {("exited", "journey stopped")}
+    report = (await ops.get(f"/v1/journeys/{key}/report")).json()
+    assert report["totals"]["stopped"] == 3 and report["totals"]["running"] == 0
+    assert (await ops.post(f"/v1/journeys/{key}/pause")).status_code == 409
+
+
+async def _finished(api, key, profile):
+    state = await instance(api, key, profile)
+    return state if state and state["status"] != "running" else None
+
+
+async def test_pause_stops_new_entries_and_resume_restarts_them(ops):
+    key = f"pause-{uuid.uuid4().hex[:6]}"
+    await publish(ops, key, nodes={"end": {"type": "end"}}, start="end")
+    assert (await ops.post(f"/v1/journeys/{key}/pause")).json()["status"] == "paused"
+    await post_events(ops, key, "p1")
+    await asyncio.sleep(1.5)
+    assert await instance(ops, key, "p1") is None
+    assert (await ops.post(f"/v1/journeys/{key}/resume")).json()["status"] == "live"
+    await post_events(ops, key, "p1")
+    assert (await eventually(lambda: _finished(ops, key, "p1")))["status"] == "completed"
+
+
+async def test_api_entry_with_context_and_idempotency(ops, db):
+    key = f"api-{uuid.uuid4().hex[:6]}"
+    await ops.put("/v1/templates/api-welcome", json={"channel": "email", "subject": "Hi",
+                                                      "body": "Plan {{ event.properties.plan }}"})
+    nodes = {"hello": {"type": "message", "channel": "email", "template": "api-welcome", "next": "end"},
+             "end": {"type": "end"}}
+    await publish(ops, key, nodes=nodes, start="hello", entry={"type": "api"})
+    await ops.put("/v1/profiles/ana", json={"email": "ana@example.com"})
+    body = {"profile_id": "ana", "context": {"plan": "pro"}, "message_id": f"{key}-1"}
+    first = await ops.post(f"/v1/journeys/{key}/entries", json=body)
+    again = await ops.post(f"/v1/journeys/{key}/entries", json=body)
+    assert (first.status_code, first.json()["duplicate"], again.json()["duplicate"]) == (202, False, True)
+    assert (await eventually(lambda: _finished(ops, key, "ana")))["path"] == ["hello", "end"]
+    rows = db.execute("select body from messages where source_key = %s", (key,)).fetchall()
+    assert rows == [("Plan pro",)]
+
+    event_keyed = f"evt-{uuid.uuid4().hex[:6]}"
+    await publish(ops, event_keyed, nodes={"end": {"type": "end"}}, start="end")
+    r = await ops.post(f"/v1/journeys/{event_keyed}/entries", json={"profile_id": "ana"})
+    assert r.status_code == 409
+
+
+async def test_new_version_leaves_running_instances_on_theirs(ops):
+    key = f"ver-{uuid.uuid4().hex[:6]}"
+    assert await publish(ops, key) == 1
+    await post_events(ops, key, "v-old")
+    assert (await eventually(lambda: instance(ops, key, "v-old")))["version"] == 1
+    assert await publish(ops, key, nodes={"end": {"type": "end"}}, start="end") == 2
+    await post_events(ops, key, "v-new")
+    assert (await eventually(lambda: _finished(ops, key, "v-new")))["version"] == 2
+    old = await instance(ops, key, "v-old")
+    assert (old["status"], old["version"], old["current_node"]) == ("running", 1, "hold")
+    changed = {"key": key, "name": key, "entry": {"type": "api"}, "start": "end", "nodes": {"end": {"type": "end"}}}
+    assert (await ops.put(f"/v1/journeys/{key}", json=changed)).status_code == 200
+    r = await ops.post(f"/v1/journeys/{key}/publish")
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "$.entry.type"
+    await ops.post(f"/v1/journeys/{key}/stop")
