@@ -8,6 +8,7 @@ import signal
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.audience_entry import AudienceEntryActivities
 from activities.delivery import DeliveryActivities
 from activities.event_dispatcher import EventDispatcher
 from activities.journey_actions import JourneyActionActivities
@@ -16,18 +17,21 @@ from activities.providers import email_provider_from
 from models.database import make_engine
 from models.settings import Settings, get_settings
 from models.temporal_client import connect_temporal
+from workflows.audience_entry import AudienceEntryWorkflow
 from workflows.journey import JourneyWorkflow
 
 log = logging.getLogger("sojourn.worker")
-WORKFLOWS = [JourneyWorkflow]
+WORKFLOWS = [JourneyWorkflow, AudienceEntryWorkflow]
 
 
 def activities_for(engine, client: Client, settings: Settings) -> list:
     data = JourneyDataActivities(engine)
     actions = JourneyActionActivities(engine, client, settings)
+    audience = AudienceEntryActivities(engine, client, settings)
     delivery = DeliveryActivities(engine, {"email": email_provider_from(settings)})
     return [data.load_instance_context, data.finish_instance, data.load_profile,
-            actions.update_profile, actions.call_webhook, actions.jump, delivery.send_message]
+            actions.update_profile, actions.call_webhook, actions.jump, delivery.send_message,
+            audience.materialize_journey_audience, audience.enter_audience, audience.drop_audience_table]
 
 
 def build_worker(client: Client, engine, settings: Settings, task_queue: str | None = None) -> Worker:

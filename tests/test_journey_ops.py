@@ -155,3 +155,56 @@ async def test_new_version_leaves_running_instances_on_theirs(ops):
     r = await ops.post(f"/v1/journeys/{key}/publish")
     assert r.status_code == 422 and r.json()["detail"][0]["path"] == "$.entry.type"
     await ops.post(f"/v1/journeys/{key}/stop")
+
+
+async def test_audience_entry_enters_members_at_a_rate(ops, db):
+    key = f"aud-{uuid.uuid4().hex[:6]}"
+    members = [{"id": f"{key}-{i}", "attributes": {"segment": key, "n": i}} for i in range(30)]
+    outsiders = [{"id": f"{key}-x{i}", "attributes": {"segment": "other"}} for i in range(5)]
+    assert (await ops.post("/v1/profiles/bulk", json={"profiles": members + outsiders})).status_code == 200
+    audience = {"dimension": "profiles", "where": {"attr": "attributes.segment", "op": "eq", "value": key}}
+    assert (await ops.put(f"/v1/audiences/{key}", json=audience)).status_code in (200, 201)
+    await publish(ops, key, nodes={"end": {"type": "end"}}, start="end",
+                  entry={"type": "audience", "audience": key, "rate": 20})
+
+    async def all_entered():
+        count = db.execute("select count(*) from journey_instances where journey_key = %s and outcome = 'completed'",
+                           (key,)).fetchone()[0]
+        return count == 30 and count
+    assert await eventually(all_entered, timeout=30) == 30
+    profiles = {r[0] for r in db.execute("select profile_id from journey_instances where journey_key = %s", (key,))}
+    assert profiles == {m["id"] for m in members}
+
+
+async def test_audience_entry_on_a_schedule(ops, dev_env):
+    key = f"sched-{uuid.uuid4().hex[:6]}"
+    await ops.post("/v1/profiles/bulk", json={"profiles": [{"id": f"{key}-1", "attributes": {"segment": key}}]})
+    await ops.put(f"/v1/audiences/{key}", json={"dimension": "profiles",
+                                                  "where": {"attr": "attributes.segment", "op": "eq", "value": key}})
+    schedule = {"frequency": "weekly", "weekday": "tue", "at": "08:30", "timezone": "Europe/Paris"}
+    await publish(ops, key, nodes={"end": {"type": "end"}}, start="end",
+                  entry={"type": "audience", "audience": key, "schedule": schedule})
+    handle = dev_env.client.get_schedule_handle(f"journey-audience:{key}")
+    description = await handle.describe()
+    calendar = description.schedule.spec.calendars[0]  # the server stores the cron as a calendar
+    assert [(r.start, r.end) for r in calendar.hour] == [(8, 8)]
+    assert [(r.start, r.end) for r in calendar.minute] == [(30, 30)]
+    assert [(r.start, r.end) for r in calendar.day_of_week] == [(2, 2)]
+    assert description.schedule.spec.time_zone_name == "Europe/Paris"
+    await handle.trigger()
+    assert (await eventually(lambda: _finished(ops, key, f"{key}-1")))["status"] == "completed"
+    assert (await ops.post(f"/v1/journeys/{key}/pause")).status_code == 200
+    assert (await handle.describe()).schedule.state.paused
+    await ops.post(f"/v1/journeys/{key}/stop")
+    with pytest.raises(Exception):
+        await handle.describe()
+
+
+async def test_audience_entry_needs_a_profiles_audience(ops):
+    key = f"noaud-{uuid.uuid4().hex[:6]}"
+    definition = {"key": key, "name": key, "entry": {"type": "audience", "audience": "missing"},
+                  "start": "end", "nodes": {"end": {"type": "end"}}}
+    assert (await ops.post("/v1/journeys", json=definition)).status_code == 201
+    r = await ops.post(f"/v1/journeys/{key}/publish")
+    assert r.status_code == 422 and r.json()["detail"][0]["path"] == "$.entry.audience"
+    assert (await ops.get(f"/v1/journeys/{key}")).json()["status"] == "draft"

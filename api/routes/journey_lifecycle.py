@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from activities.journey_entry import api_entry_event
+from api.audience_schedules import delete_schedule, pause_schedule
 from api.deps import Engine, Temporal
 from api.profile_store import ensure_profiles
 from models.journey_definition import KEY_PATTERN
@@ -38,17 +39,19 @@ async def _set_status(conn: AsyncConnection, key: str, allowed_from: set[str], t
 
 
 @router.post("/{key}/pause", response_model=StatusOut)
-async def pause(engine: Engine, key: str = JourneyKey) -> StatusOut:
-    """No new entries; running instances go on."""
+async def pause(engine: Engine, temporal: Temporal, key: str = JourneyKey) -> StatusOut:
+    """No new entries (an audience schedule pauses too); running instances go on."""
     async with engine.begin() as conn:
         await _set_status(conn, key, {"live"}, "paused")
+        await pause_schedule(temporal, key, paused=True)
     return StatusOut(key=key, status="paused")
 
 
 @router.post("/{key}/resume", response_model=StatusOut)
-async def resume(engine: Engine, key: str = JourneyKey) -> StatusOut:
+async def resume(engine: Engine, temporal: Temporal, key: str = JourneyKey) -> StatusOut:
     async with engine.begin() as conn:
         await _set_status(conn, key, {"paused"}, "live")
+        await pause_schedule(temporal, key, paused=False)
     return StatusOut(key=key, status="live")
 
 
@@ -59,6 +62,7 @@ async def stop(engine: Engine, temporal: Temporal, key: str = JourneyKey) -> Sta
         await _set_status(conn, key, {"live", "paused"}, "stopped")
         await conn.execute(sa.update(JourneyVersion).where(
             JourneyVersion.journey_key == key, JourneyVersion.status == "live").values(status="closed"))
+        await delete_schedule(temporal, key)
     limit = asyncio.Semaphore(STOP_CONCURRENCY)
     stopped = 0
 

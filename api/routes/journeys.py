@@ -3,20 +3,21 @@
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, HTTPException, Path
+from fastapi import APIRouter, Body, HTTPException, Path, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import Engine, Temporal
+from api.audience_schedules import start_audience_entry
+from api.deps import AppSettings, Engine, Temporal, get_temporal
 from api.routes import journey_lifecycle, journey_reports
 from models.faults import DefinitionError, Fault
-from models.journey_definition import KEY_PATTERN, JourneyDefinition, parse_journey
+from models.journey_definition import KEY_PATTERN, AudienceEntry, JourneyDefinition, parse_journey
 from models.journey_runtime import InstanceState
 from models.profile_schemas import PROFILE_ID_PATTERN
 from models.search_attributes import JOURNEY_VERSION
-from models.tables import Journey, JourneyVersion, Template
+from models.tables import Audience, Journey, JourneyVersion, Template
 from models.journey_runtime import workflow_id
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
@@ -89,7 +90,7 @@ async def edit_draft(engine: Engine, key: str = JourneyKey, raw: dict[str, Any] 
 
 
 @router.post("/{key}/publish", response_model=Published)
-async def publish(engine: Engine, key: str = JourneyKey) -> Published:
+async def publish(request: Request, engine: Engine, settings: AppSettings, key: str = JourneyKey) -> Published:
     async with engine.begin() as conn:
         journey = (await conn.execute(
             sa.select(Journey.definition).where(Journey.key == key).with_for_update())).first()
@@ -110,7 +111,20 @@ async def publish(engine: Engine, key: str = JourneyKey) -> Published:
             definition=definition.model_dump(mode="json", by_alias=True)))
         await conn.execute(sa.update(Journey).where(Journey.key == key).values(
             status="live", live_version=version, updated_at=sa.func.now()))
+        if isinstance(definition.entry, AudienceEntry):
+            await _check_audience(conn, definition.entry)
+            # Inside the transaction: if Temporal refuses, nothing is published.
+            await start_audience_entry(await get_temporal(request), settings.task_queue, definition, version)
     return Published(key=key, version=version, status="live")
+
+
+async def _check_audience(conn: AsyncConnection, entry: AudienceEntry) -> None:
+    dimension = await conn.scalar(sa.select(Audience.dimension).where(Audience.key == entry.audience))
+    if dimension is None:
+        raise DefinitionError([Fault("$.entry.audience", f"unknown audience {entry.audience!r}")])
+    if dimension != "profiles":
+        raise DefinitionError([Fault("$.entry.audience", f"journeys enter profiles; audience "
+                                                         f"{entry.audience!r} selects {dimension}")])
 
 
 def _check_same_entry(previous_entry: dict, definition: JourneyDefinition) -> None:
