@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 from api.deps import require_api_key
 from api.json_guard import reject_unstorable_json
 from api.errors import install_error_handlers
+from api.journey_simulator import simulator
 from api.routes import audiences, dataset_rows, datasets, events, health, journeys, messages, profiles, templates
 from models.database import make_engine
 from models.settings import Settings, get_settings
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = make_engine(settings)
         app.state.temporal = None
         yield
+        await simulator.close()
         await app.state.engine.dispose()
 
     app = FastAPI(title="Sojourn", version="0.1.0", lifespan=lifespan,

@@ -11,7 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.audience_schedules import start_audience_entry
 from api.deps import AppSettings, Engine, Temporal, get_temporal
-from api.routes import journey_lifecycle, journey_reports
+from api.routes import journey_lifecycle, journey_reports, journey_simulation
 from models.faults import DefinitionError, Fault
 from models.journey_definition import KEY_PATTERN, AudienceEntry, JourneyDefinition, parse_journey
 from models.journey_runtime import InstanceState
@@ -23,6 +23,7 @@ from models.journey_runtime import workflow_id
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 # Lifecycle and reporting routes live in their own modules; mounted here so /v1/journeys is one
 # router for the app.
+router.include_router(journey_simulation.router)
 router.include_router(journey_lifecycle.router)
 router.include_router(journey_reports.router)
 JourneyKey = Path(pattern=KEY_PATTERN)
