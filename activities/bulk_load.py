@@ -29,7 +29,10 @@ async def upsert_rows(conn: AsyncConnection, schema: DatasetSchema, checked: Che
     await _copy(conn, stage_name, checked)
 
     stage = sa.table(stage_name, *(sa.column(c) for c in checked.columns))
-    statement = insert(table).from_select(checked.columns, sa.select(*(stage.c[c] for c in checked.columns)))
+    # Key order: concurrent loads of overlapping keys then lock rows in the same order and
+    # wait for each other instead of deadlocking.
+    rows = sa.select(*(stage.c[c] for c in checked.columns)).order_by(stage.c[schema.primary_key])
+    statement = insert(table).from_select(checked.columns, rows)
     updated = checked.columns[1:]  # primary key first
     if updated:
         statement = statement.on_conflict_do_update(

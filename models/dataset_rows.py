@@ -149,6 +149,7 @@ def _clip(value: Any, limit: int = 40) -> str:
 
 def check_rows(schema: DatasetSchema, records: Iterable[Record | RowError], textual: bool) -> CheckedRows:
     """Convert every record; `textual` says values are strings to parse (CSV), not JSON values."""
+    converters = {column: _converter(type_, textual) for column, type_ in schema.columns.items()}
     errors: list[RowError] = []
     by_key: dict[str, dict[str, str | None]] = {}
     present: set[str] = set()
@@ -157,7 +158,7 @@ def check_rows(schema: DatasetSchema, records: Iterable[Record | RowError], text
         if isinstance(record, RowError):
             errors.append(record)
         else:
-            converted = _convert(schema, record, textual, errors)
+            converted = _convert(pk, converters, record, errors)
             if converted is not None:
                 present.update(converted)
                 by_key[converted[pk]] = converted  # type: ignore[index]
@@ -169,19 +170,30 @@ def check_rows(schema: DatasetSchema, records: Iterable[Record | RowError], text
     return CheckedRows(columns, rows=[tuple(row.get(c) for c in columns) for row in by_key.values()])
 
 
-def _convert(schema: DatasetSchema, record: Record, textual: bool, errors: list[RowError]) -> dict | None:
+def _converter(type_: str, textual: bool) -> Callable[[Any], str] | None:
+    """None: the value is stored as it is (CSV text: the reader already refused NUL)."""
+    if type_ == "text" and textual:
+        return None
+    convert = CONVERTERS[type_]
+    return lambda value: convert(value, textual)
+
+
+def _convert(pk: str, converters: dict, record: Record, errors: list[RowError]) -> dict | None:
     line, values = record
-    converted: dict[str, str | None] = {}
-    failed: list[RowError] = []
+    if values.get(pk) is not None:
+        try:  # the common case, kept fast: every value converts
+            return {column: value if value is None or (convert := converters[column]) is None else convert(value)
+                    for column, value in values.items()}
+        except ValueError:
+            pass
+    failed = []  # find every bad value of the row, to report them all
     for column, value in values.items():
-        if value is None:
-            converted[column] = None
-            continue
-        try:
-            converted[column] = CONVERTERS[schema.columns[column]](value, textual)
-        except ValueError as error:
-            failed.append(RowError(line, column, str(error)))
-    if schema.primary_key not in values or values[schema.primary_key] is None:
-        failed.append(RowError(line, schema.primary_key, "the primary key is required"))
+        if value is not None and (convert := converters[column]) is not None:
+            try:
+                convert(value)
+            except ValueError as error:
+                failed.append(RowError(line, column, str(error)))
+    if values.get(pk) is None:
+        failed.append(RowError(line, pk, "the primary key is required"))
     errors.extend(failed)
-    return None if failed else converted
+    return None

@@ -113,6 +113,9 @@ def _read_csv(body: bytes, columns: set[str]) -> Iterator[Record | RowError]:
     except UnicodeDecodeError as error:
         yield RowError(body[:error.start].count(b"\n") + 1, None, "not valid UTF-8")
         return
+    if "\x00" in text:  # checked once here, so text values need no check of their own
+        yield RowError(text[:text.index("\x00")].count("\n") + 1, None, "NUL characters are not allowed")
+        return
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
