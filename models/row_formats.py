@@ -17,6 +17,9 @@ from typing import Any
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 CONTENT_TYPES = (NDJSON, "application/jsonl", "application/json-lines", CSV)
+MAX_CSV_FIELD = 16 * 1024 * 1024
+# The default (128 KiB) would refuse a long text or JSON field; the request size bounds it anyway.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD))
 
 
 @dataclass(frozen=True)
