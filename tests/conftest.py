@@ -104,3 +104,13 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 def temporal_client_of(env: WorkflowEnvironment) -> Client:
     return env.client
+
+
+@pytest.fixture(autouse=True)
+def retire_journeys_after_each_test(database_url: str):
+    """Tests share one database: close every journey a test published, so its entry events
+    (often the same names, e.g. cart_abandoned) do not start instances for later tests."""
+    yield
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE journey_versions SET status = 'closed' WHERE status = 'live'")
+        conn.execute("UPDATE journeys SET status = 'stopped' WHERE status IN ('live', 'paused')")
