@@ -1,5 +1,5 @@
-"""Reject JSON that PostgreSQL cannot store (NUL characters, NaN/Infinity) with a 422 that
-names the JSON path, instead of letting the insert fail with a 500.
+"""Reject JSON that PostgreSQL cannot store (NUL characters, lone UTF-16 surrogates such as
+"\ud800", NaN/Infinity) with a 422 that names the JSON path, instead of a 500 from the driver.
 
 The raw body is scanned first (cheap); only a suspicious body is parsed again to find the path.
 """
@@ -11,7 +11,7 @@ from fastapi import HTTPException, Request
 
 from api.errors import json_path
 
-SUSPICIOUS = (b"\\u0000", b"NaN", b"Infinity")
+SUSPICIOUS = (b"\\u0000", b"NaN", b"Infinity", b"\\ud", b"\\uD")  # \ud800-\udfff: surrogates
 
 
 class _NonFinite(ValueError):
@@ -35,19 +35,35 @@ async def reject_unstorable_json(request: Request) -> None:
                                    "msg": f"{error} is not valid JSON; numbers must be finite"}]) from None
     except ValueError:
         return  # malformed JSON: FastAPI reports it
-    faults = list(_nul_paths(document, []))
+    # A key at fault is named in the answer: escape what JSON output could not encode.
+    faults = [[_printable(part) for part in loc] for loc in _nul_paths(document, [])]
     if faults:
         raise HTTPException(422, [{"loc": ["body", *loc], "path": json_path(loc), "type": "value_error",
-                                   "msg": "NUL characters (\\u0000) are not allowed"} for loc in faults])
+                                   "msg": "NUL characters (\\u0000) and lone surrogates are not allowed"}
+                                  for loc in faults])
+
+
+def _printable(part: Any) -> Any:
+    return part.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(part, str) else part
+
+
+def _unstorable(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")  # a lone surrogate (a pair decodes to one character) cannot be
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _nul_paths(value: Any, loc: list) -> Any:
     if isinstance(value, str):
-        if "\x00" in value:
+        if _unstorable(value):
             yield loc
     elif isinstance(value, dict):
         for key, item in value.items():
-            if "\x00" in key:
+            if _unstorable(key):
                 yield [*loc, key]
             yield from _nul_paths(item, [*loc, key])
     elif isinstance(value, list):

@@ -30,9 +30,11 @@ class RowError:
 
     def as_error(self) -> dict:
         """A 422 item: line/column/reason, plus the loc/path/msg/type every 422 item has."""
-        loc = ["body", *(x for x in (self.line, self.column) if x is not None)]
-        path = "$" + (f"[{self.line}]" if self.line is not None else "") + (f".{self.column}" if self.column else "")
-        return {"line": self.line, "column": self.column, "reason": self.reason,
+        # An unknown column is named as sent; escape what JSON output could not encode.
+        column = self.column.encode("utf-8", "backslashreplace").decode() if self.column is not None else None
+        loc = ["body", *(x for x in (self.line, column) if x is not None)]
+        path = "$" + (f"[{self.line}]" if self.line is not None else "") + (f".{column}" if column else "")
+        return {"line": self.line, "column": column, "reason": self.reason,
                 "loc": loc, "path": path, "msg": self.reason, "type": "row_error"}
 
 

@@ -276,3 +276,16 @@ async def test_audience_key_is_validated(api, db):
         response = await api.put(f"/v1/audiences/{quote(key, safe='')}", json=query)
         assert response.status_code == 422, key
     assert state(db) == before
+
+
+async def test_lone_surrogates_are_422_not_500(api, db):
+    before = state(db)
+    for method, url, body in [
+        ("POST", "/v1/audiences/count", b'{"dimension":"profiles","where":{"attr":"email","op":"eq","value":"\\ud800"}}'),
+        ("PUT", "/v1/audiences/surrogate", b'{"dimension":"profiles","where":{"attr":"attributes.\\udfff","op":"exists"}}'),
+        ("PUT", "/v1/datasets/surrogate", b'{"primary_key":"id","columns":{"id":"text","\\ud800":"text"}}'),
+        ("DELETE", "/v1/datasets/profiles/rows", b'{"keys":["\\ud800"]}'),
+    ]:
+        response = await api.request(method, url, content=body, headers={"content-type": "application/json"})
+        assert response.status_code in (409, 422), (url, response.text)
+    assert state(db) == before

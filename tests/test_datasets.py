@@ -285,7 +285,8 @@ async def test_unstorable_values_are_row_errors_not_500s(api, db):
     await put_dataset(api, name, {"primary_key": "id", "columns": {"id": "text", "j": "jsonb", "n": "numeric"}})
     bodies = [b'{"id": "a\\u0000"}\n', b'{"id": "\\ud800"}\n', b'{"id": "a", "j": {"k\\u0000": 1}}\n',
               b'{"id": "a", "n": NaN}\n', b'{"id": "a", "n": 1e999999}\n', b'{"id": "a", "j": Infinity}\n',
-              b'{"id": "\xff"}\n', b'{"id": "a", "n": "1e-99999"}\n']
+              b'{"id": "\xff"}\n', b'{"id": "a", "n": "1e-99999"}\n', b'{"id": "a", "\\udc00": 1}\n',
+              b'{"id": "a", "n": "\\ud800"}\n']
     for body in bodies:
         response = await load(api, name, body)
         assert response.status_code == 422, (body, response.text)
