@@ -1,121 +1,114 @@
-"""The send activity: render, check the address, record in the ledger exactly once, deliver.
+"""The send activity of journeys: one message, policies checked, recorded exactly once.
 
-Ledger protocol: the row is keyed by the idempotency key. With the sink provider the insert
-is the delivery. With a real provider the row is written `queued` before the provider call
-and moved to `sent`/`failed` after, so a retry after a crash re-uses the row and a `sent`
-message is never sent again.
+Ledger protocol: the row is keyed by the idempotency key and written in the transaction that
+locks the profile and checks suppression, consent, typology rules and quiet hours
+(activities/send_pipeline.py). With a recording provider (sink, in-app) the insert is the
+delivery. With a real provider the row is written `queued` before the provider call and moved
+to `sent`/`failed` after, so a retry after a crash re-uses the row and a `sent` message is
+never sent again. A `deferred` row (quiet hours, queue mode) is re-decided when the caller
+comes back at `retry_at` with the same key (see SendResult).
 """
 
 from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.journey_data import PROFILE_COLUMNS, profile_context
 from activities.providers import OutgoingMessage, Provider, ProviderError
-from activities.rendering import render
+from activities.send_pipeline import Recipient, SendSpec, UnsubscribeLinks, load_template, record_chunk
 from models.journey_runtime import SEND_MAX_ATTEMPTS, SendRequest, SendResult
-from models.tables import Event, Message, Profile, Template
+from models.settings import Settings
+from models.tables import Event, Message
 
-ADDRESS_FIELD = {"email": "email"}
+NOT_FINAL = ("queued", "deferred")
+RESULT_COLUMNS = (Message.id, Message.status, Message.reason, Message.retry_at)
 
 
 class DeliveryActivities:
-    def __init__(self, engine: AsyncEngine, providers: dict[str, Provider]):
+    def __init__(self, engine: AsyncEngine, providers: dict[str, Provider], settings: Settings | None = None):
         self.engine = engine
         self.providers = providers  # channel -> provider
+        self.settings = settings or Settings()
 
     @activity.defn(name="send_message")
     async def send_message(self, request: SendRequest) -> SendResult:
         existing = await self._ledger_row(request.idempotency_key)
-        if existing is not None and existing.status != "queued":
+        if existing is not None and existing.status not in NOT_FINAL:
             return _result(existing)
 
-        profile, template, event = await self._load(request)
-        row: dict[str, Any] = {
-            "idempotency_key": request.idempotency_key, "profile_id": request.profile_id,
-            "channel": request.channel, "template": request.template,
-            "source_kind": request.source.kind, "source_key": request.source.key,
-            "source_version": request.source.version, "source_node": request.source.node,
-        }
-        provider = self.providers.get(request.channel)
-        if template is None:
-            return await self._record(row | {"status": "failed", "reason": f"template {request.template!r} not found"})
-        if provider is None:
-            return await self._record(row | {"status": "failed", "reason": f"no provider for channel {request.channel}"})
-        address = profile.get(ADDRESS_FIELD.get(request.channel, ""))
-        if not address:
-            return await self._record(row | {"status": "skipped", "reason": f"profile has no {request.channel} address"})
+        spec = await self._spec(request)
+        async with self.engine.begin() as conn:
+            outcome = await record_chunk(conn, spec, [Recipient(request.idempotency_key, request.profile_id)],
+                                         returning=True)
+        if outcome.to_send:
+            ledger_id, message = outcome.to_send[0]
+            return await deliver(self.engine, spec.provider, ledger_id, message, activity.info().attempt)
+        stored = outcome.stored.get(request.idempotency_key) or await self._ledger_row(request.idempotency_key)
+        return _result(stored)
 
-        context = {"profile": profile, "event": event}
-        row |= {"address": address, "subject": render(template.subject, context),
-                "body": render(template.body, context), "provider": provider.name}
-        outgoing = OutgoingMessage(request.idempotency_key, request.channel, address,
-                                   row["subject"], row["body"])
-        if provider.delivers_by_recording:
-            provider_id = await provider.send(outgoing)
-            return await self._record(row | {"status": "sent", "provider_message_id": provider_id,
-                                             "sent_at": _now()})
-
-        queued = existing or await self._ledger_insert(row | {"status": "queued"})
-        try:
-            provider_id = await provider.send(outgoing)
-        except ProviderError as error:
-            if error.permanent or activity.info().attempt >= SEND_MAX_ATTEMPTS:
-                return await self._finish(queued.id, status="failed", reason=error.reason)
-            raise
-        return await self._finish(queued.id, status="sent", provider_message_id=provider_id, sent_at=_now())
-
-    async def _load(self, request: SendRequest) -> tuple[dict, Any, dict]:
+    async def _spec(self, request: SendRequest) -> SendSpec:
         async with self.engine.connect() as conn:
-            profile_row = (await conn.execute(
-                sa.select(*PROFILE_COLUMNS).where(Profile.id == request.profile_id))).first()
-            template = (await conn.execute(
-                sa.select(Template.subject, Template.body).where(Template.key == request.template))).first()
-            event: dict = {}
-            if request.event_message_id:
-                event_row = (await conn.execute(
-                    sa.select(Event.message_id, Event.name, Event.properties, Event.occurred_at)
-                    .where(Event.message_id == request.event_message_id))).first()
-                if event_row:
-                    event = {"message_id": event_row.message_id, "name": event_row.name,
-                             "properties": event_row.properties,
-                             "timestamp": event_row.occurred_at.isoformat()}
-        profile = profile_context(profile_row._mapping if profile_row else {"id": request.profile_id})
-        return profile, template, event
+            template = await load_template(conn, request.template)
+            event = await _event(conn, request.event_message_id)
+        return SendSpec(
+            channel=request.channel, template_key=request.template, template=template,
+            provider=self.providers.get(request.channel),
+            source_kind=request.source.kind, source_key=request.source.key,
+            source_version=request.source.version, source_node=request.source.node,
+            kind=request.kind or (template.kind if template else "marketing"),
+            category=request.category or (template.category if template else None),
+            topic=request.topic or (template.topic if template else None),
+            now=request.now or _now(), default_timezone=self.settings.default_timezone,
+            links=UnsubscribeLinks(self.settings.public_base_url, self.settings.unsubscribe_secret),
+            event=event,
+        )
 
     async def _ledger_row(self, key: str):
         async with self.engine.connect() as conn:
-            return (await conn.execute(sa.select(Message).where(Message.idempotency_key == key))).first()
+            return (await conn.execute(sa.select(*RESULT_COLUMNS).where(Message.idempotency_key == key))).first()
 
-    async def _ledger_insert(self, row: dict):
-        """Insert the row unless the key exists; either way return the stored row."""
-        async with self.engine.begin() as conn:
-            stored = (await conn.execute(
-                insert(Message).values(**row).on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(Message.id, Message.status, Message.reason))).first()
-            if stored is None:
-                stored = (await conn.execute(
-                    sa.select(Message.id, Message.status, Message.reason)
-                    .where(Message.idempotency_key == row["idempotency_key"]))).first()
-        return stored
 
-    async def _record(self, row: dict) -> SendResult:
-        return _result(await self._ledger_insert(row))
+async def deliver(engine: AsyncEngine, provider: Provider | None, ledger_id: int, message: OutgoingMessage,
+                  attempt: int) -> SendResult:
+    """Call the provider for a `queued` row and record the outcome. A transient failure
+    raises (the activity retries with backoff) until the last attempt, which records
+    `failed` with the provider's reason."""
+    assert provider is not None
+    try:
+        provider_id = await provider.send(message)
+    except ProviderError as error:
+        if error.permanent or attempt >= SEND_MAX_ATTEMPTS:
+            return await finish(engine, ledger_id, status="failed", reason=error.reason)
+        raise
+    return await finish(engine, ledger_id, status="sent", provider_message_id=provider_id, sent_at=_now())
 
-    async def _finish(self, message_id: int, **values: Any) -> SendResult:
-        async with self.engine.begin() as conn:
-            stored = (await conn.execute(
-                sa.update(Message).where(Message.id == message_id).values(**values)
-                .returning(Message.id, Message.status, Message.reason))).first()
-        return _result(stored)
+
+async def finish(engine: AsyncEngine, ledger_id: int, **values: Any) -> SendResult:
+    async with engine.begin() as conn:
+        stored = (await conn.execute(
+            sa.update(Message).where(Message.id == ledger_id, Message.status == "queued").values(**values)
+            .returning(*RESULT_COLUMNS))).first()
+        if stored is None:  # already finished by a concurrent attempt
+            stored = (await conn.execute(sa.select(*RESULT_COLUMNS).where(Message.id == ledger_id))).first()
+    return _result(stored)
+
+
+async def _event(conn, message_id: str | None) -> dict:
+    if not message_id:
+        return {}
+    row = (await conn.execute(
+        sa.select(Event.message_id, Event.name, Event.properties, Event.occurred_at)
+        .where(Event.message_id == message_id))).first()
+    if row is None:
+        return {}
+    return {"message_id": row.message_id, "name": row.name, "properties": row.properties,
+            "timestamp": row.occurred_at.isoformat()}
 
 
 def _result(row: Any) -> SendResult:
-    return SendResult(message_id=row.id, status=row.status, reason=row.reason)
+    return SendResult(message_id=row.id, status=row.status, reason=row.reason, retry_at=row.retry_at)
 
 
 def _now() -> datetime:

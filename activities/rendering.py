@@ -1,10 +1,12 @@
 """Liquid rendering of templates (python-liquid). Missing variables render empty."""
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from liquid import Environment
 from liquid.exceptions import LiquidError
+
+from activities.liquid_fast_path import compile_fast
 
 # Default Undefined renders as an empty string, so a missing variable never fails a send.
 _environment = Environment()
@@ -27,14 +29,16 @@ def check_syntax(field: str, source: str) -> None:
 
 
 @lru_cache(maxsize=1024)
-def _compiled(source: str):
-    return _environment.from_string(source)
+def renderer(source: str) -> Callable[[dict[str, Any]], str]:
+    """The compiled template as a function of the context (the fast path when it applies)."""
+    template = _environment.from_string(source)
+    return compile_fast(template) or (lambda context: template.render(**context))
 
 
 def render(source: str | None, context: dict[str, Any]) -> str:
     if not source:
         return ""
-    return _compiled(source).render(**context)
+    return renderer(source)(context)
 
 
 def _line_of(error: LiquidError, source: str) -> int | None:

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from models.settings import get_settings, sqlalchemy_url
+import models.delivery_tables  # noqa: F401  (registers the delivery tables in the metadata)
 from models.tables import metadata
 
 config = context.config

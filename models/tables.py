@@ -65,7 +65,15 @@ class Template(SQLModel, table=True):
     key: str = Field(primary_key=True)
     channel: str
     subject: str | None = None
-    body: str
+    body: str  # the text part of an email; the whole message on other channels
+    html: str | None = None  # email only: the HTML part
+    # marketing messages obey consent, caps and quiet hours; transactional ones only
+    # hard suppressions. `category` feeds typology rules, `topic` subscriptions.
+    kind: str = Field(default="marketing", sa_column_kwargs={"server_default": "marketing"})
+    category: str | None = None
+    topic: str | None = None
+    from_address: str | None = None  # email: overrides the SMTP default sender
+    reply_to: str | None = None
     version: int = 1
     updated_at: datetime = _created()
 
@@ -103,7 +111,16 @@ class Message(SQLModel, table=True):
     """The delivery ledger: one row per idempotency key, whatever retries happen."""
 
     __tablename__ = "messages"
-    __table_args__ = (sa.Index("messages_profile", "profile_id", "id"),)
+    __table_args__ = (
+        # Typology rules count a profile's recent messages; the inbox and the API list them.
+        sa.Index("messages_profile_recent", "profile_id", "created_at"),
+        # Provider callbacks find messages by the provider's id.
+        sa.Index("messages_provider_id", "provider", "provider_message_id",
+                 postgresql_where=sa.text("provider_message_id IS NOT NULL")),
+        # Resumed and deferred batch work: the few rows not yet final.
+        sa.Index("messages_pending", "source_kind", "source_key", "retry_at",
+                 postgresql_where=sa.text("status IN ('queued', 'deferred')")),
+    )
 
     id: int | None = Field(
         default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -115,8 +132,23 @@ class Message(SQLModel, table=True):
     address: str | None = None
     subject: str | None = None
     body: str | None = None
-    status: str  # queued | sent | failed | suppressed | skipped
+    # queued | sent | failed | suppressed | skipped | deferred (quiet hours: retry at retry_at)
+    status: str
     reason: str | None = None
+    kind: str = Field(default="marketing", sa_column_kwargs={"server_default": "marketing"})
+    category: str | None = None
+    topic: str | None = None
+    retry_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+    # What the provider reported later: delivered | bounced | complained (status stays `sent`).
+    delivery_status: str | None = None
+    delivery_updated_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+    read_at: datetime | None = Field(  # in-app messages: when the profile read it
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
     provider: str | None = None
     provider_message_id: str | None = None
     source_kind: str

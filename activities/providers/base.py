@@ -1,7 +1,7 @@
 """The interface every channel provider implements."""
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -10,7 +10,12 @@ class OutgoingMessage:
     channel: str
     to: str
     subject: str
-    body: str
+    body: str  # plain text (email text part; the SMS text; the push body)
+    html: str | None = None
+    from_address: str | None = None  # None: the provider's default sender
+    reply_to: str | None = None
+    unsubscribe_url: str | None = None  # email: List-Unsubscribe (+ RFC 8058 one-click)
+    profile: dict[str, Any] = field(default_factory=dict)  # for HTTP body mappings
 
 
 class ProviderError(Exception):
@@ -23,9 +28,10 @@ class ProviderError(Exception):
 
 class Provider(Protocol):
     name: str
-    # True when writing the ledger row *is* the delivery (the sink): no provider call needed.
+    # True when writing the ledger row *is* the delivery (sink, in-app inbox): no call needed.
     delivers_by_recording: bool
 
-    async def send(self, message: OutgoingMessage) -> str:
-        """Deliver the message; return the provider's message id or raise ProviderError."""
+    async def send(self, message: OutgoingMessage) -> str | None:
+        """Deliver the message; return the provider's message id (if it has one) or raise
+        ProviderError."""
         ...

@@ -7,5 +7,5 @@ class SinkProvider:
     name = "sink"
     delivers_by_recording = True
 
-    async def send(self, message: OutgoingMessage) -> str:
-        return f"sink:{message.idempotency_key}"
+    async def send(self, message: OutgoingMessage) -> str | None:
+        return None  # never called: recording the ledger row is the whole delivery
