@@ -13,7 +13,7 @@ from activities.delivery import DeliveryActivities
 from activities.event_dispatcher import EventDispatcher
 from activities.journey_actions import JourneyActionActivities
 from activities.journey_data import JourneyDataActivities
-from activities.providers import email_provider_from
+from activities.providers import providers_from
 from models.database import make_engine
 from models.settings import Settings, get_settings
 from models.temporal_client import connect_temporal
@@ -28,7 +28,7 @@ def activities_for(engine, client: Client, settings: Settings) -> list:
     data = JourneyDataActivities(engine)
     actions = JourneyActionActivities(engine, client, settings)
     audience = AudienceEntryActivities(engine, client, settings)
-    delivery = DeliveryActivities(engine, {"email": email_provider_from(settings)})
+    delivery = DeliveryActivities(engine, providers_from(settings), settings)
     return [data.load_instance_context, data.finish_instance, data.load_profile,
             actions.update_profile, actions.call_webhook, actions.jump, delivery.send_message,
             audience.materialize_journey_audience, audience.enter_audience, audience.drop_audience_table]
