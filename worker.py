@@ -47,7 +47,7 @@ def build_worker(client: Client, engine, settings: Settings, task_queue: str | N
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings, pool_size=20)
-    client = await connect_temporal(settings, wait=True)
+    client = await connect_temporal(settings, wait=True, service="sojourn-worker")
     worker = build_worker(client, engine, settings)
     dispatcher = EventDispatcher(engine, client, settings)
     log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
