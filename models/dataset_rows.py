@@ -18,7 +18,7 @@ from models.row_formats import Record, RowError
 
 MAX_ERRORS = 100
 INT8 = (-(2**63), 2**63 - 1)
-INTEGER_TEXT = re.compile(r"^\s*[+-]?\d{1,19}\s*$")
+INTEGER_TEXT = re.compile(r"^\s*[+-]?[0-9]{1,19}\s*$")  # ASCII digits only
 TRUE_WORDS = {"true", "t", "yes", "y", "1"}
 FALSE_WORDS = {"false", "f", "no", "n", "0"}
 # PostgreSQL numeric: at most 131072 digits before the point and 16383 after it.
