@@ -4,24 +4,28 @@ event dispatcher that feeds it from the Postgres inbox."""
 import asyncio
 import logging
 import signal
+from contextlib import AsyncExitStack
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.audience_entry import AudienceEntryActivities
+from activities.batch_delivery import BatchDeliveryActivities
 from activities.delivery import DeliveryActivities
 from activities.event_dispatcher import EventDispatcher
 from activities.journey_actions import JourneyActionActivities
 from activities.journey_data import JourneyDataActivities
 from activities.providers import providers_from
 from models.database import make_engine
+from models.delivery_queues import batch_slice_rate, batch_task_queue, delivery_task_queue, single_send_rate
 from models.settings import Settings, get_settings
 from models.temporal_client import connect_temporal
 from workflows.audience_entry import AudienceEntryWorkflow
+from workflows.batch_delivery import BatchDeliveryWorkflow
 from workflows.journey import JourneyWorkflow
 
 log = logging.getLogger("sojourn.worker")
-WORKFLOWS = [JourneyWorkflow, AudienceEntryWorkflow]
+WORKFLOWS = [JourneyWorkflow, AudienceEntryWorkflow, BatchDeliveryWorkflow]
 
 
 def activities_for(engine, client: Client, settings: Settings) -> list:
@@ -29,9 +33,11 @@ def activities_for(engine, client: Client, settings: Settings) -> list:
     actions = JourneyActionActivities(engine, client, settings)
     audience = AudienceEntryActivities(engine, client, settings)
     delivery = DeliveryActivities(engine, providers_from(settings), settings)
+    batch = BatchDeliveryActivities(engine, {}, settings)  # planning only: no provider calls
     return [data.load_instance_context, data.finish_instance, data.load_profile,
             actions.update_profile, actions.call_webhook, actions.jump, delivery.send_message,
-            audience.materialize_journey_audience, audience.enter_audience, audience.drop_audience_table]
+            audience.materialize_journey_audience, audience.enter_audience, audience.drop_audience_table,
+            batch.plan_batch, batch.deferred_summary]
 
 
 def build_worker(client: Client, engine, settings: Settings, task_queue: str | None = None) -> Worker:
@@ -45,13 +51,37 @@ def build_worker(client: Client, engine, settings: Settings, task_queue: str | N
     )
 
 
+def delivery_workers(client: Client, engine, settings: Settings) -> list[Worker]:
+    """Per channel: deliver-<channel> (single sends) and deliver-<channel>-batch (batch slices),
+    each with the channel's task-queue rate limit (models/delivery_queues.py). Every worker
+    process sets the same values, as Temporal requires for a shared queue."""
+    providers = providers_from(settings)
+    delivery = DeliveryActivities(engine, providers, settings)
+    batch = BatchDeliveryActivities(engine, providers, settings)
+    workers = []
+    for channel in providers:
+        workers.append(Worker(
+            client, task_queue=delivery_task_queue(channel), activities=[delivery.send_message],
+            max_task_queue_activities_per_second=single_send_rate(settings, channel),
+            max_concurrent_activities=100))
+        workers.append(Worker(
+            client, task_queue=batch_task_queue(channel),
+            activities=[batch.deliver_slice, batch.deliver_deferred],
+            max_task_queue_activities_per_second=batch_slice_rate(settings, channel),
+            # Slices are CPU-bound (rendering, COPY): more per process than cores only queues.
+            max_concurrent_activities=settings.batch_parallel_slices))
+    return workers
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings, pool_size=20)
     client = await connect_temporal(settings, wait=True, service="sojourn-worker")
     worker = build_worker(client, engine, settings)
     dispatcher = EventDispatcher(engine, client, settings)
     log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
-    async with worker:
+    async with AsyncExitStack() as running:
+        for each in (worker, *delivery_workers(client, engine, settings)):
+            await running.enter_async_context(each)
         dispatch_task = asyncio.create_task(dispatcher.run(stop))
         await stop.wait()
         await dispatch_task

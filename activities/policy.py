@@ -7,6 +7,7 @@ granted) sees every message a concurrent send committed before releasing them. S
 racing for the last slot of a frequency cap cannot both win.
 """
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,9 @@ from models.delivery_tables import ALL_TOPICS
 # Row locks rather than advisory locks: they live in the tuples, not in the shared lock
 # table, so locking a 1,000-profile chunk on many workers cannot exhaust
 # max_locks_per_transaction. Ordered by id so concurrent chunks never deadlock each other.
+# attributes as text + json.loads: psycopg's jsonb loader costs several µs more per row.
 LOCK_PROFILES = sa.text("""
-    SELECT id, email, phone, timezone, locale, attributes
+    SELECT id, email, phone, timezone, locale, attributes::text AS attributes
     FROM profiles WHERE id = ANY(CAST(:ids AS text[]))
     ORDER BY id
     FOR UPDATE
@@ -30,6 +32,8 @@ LOCK_PROFILES = sa.text("""
 # `unconsented`: marketing without consent for the channel/topic;
 # `capped_by`: the first typology rule the message would overflow, counting the weighted
 # marketing messages already queued or sent to the profile inside each rule's window.
+# Set-based on purpose: each policy is one join or one GROUP BY over the whole chunk (hash
+# joins), not a subquery per candidate.
 DECIDE = sa.text("""
     WITH candidate AS (
         SELECT c.profile_id, c.address
@@ -42,6 +46,35 @@ DECIDE = sa.text("""
         WHERE CAST(:marketing AS boolean) AND r.enabled
           AND r.channel IN ('all', CAST(:channel AS text))
           AND r.category IN ('all', CAST(:category AS text))
+    ),
+    consent AS (
+        SELECT s.profile_id,
+               bool_or(s.status = 'opted_out' AND s.topic = :all_topics) AS opted_out_all,
+               bool_or(s.status = 'opted_out' AND s.topic = CAST(:topic AS text)) AS opted_out_topic,
+               bool_or(s.status = 'opted_in' AND s.topic = CAST(:topic AS text)) AS opted_in_topic
+        FROM subscriptions s
+        WHERE CAST(:marketing AS boolean) AND s.profile_id = ANY(CAST(:profile_ids AS text[]))
+          AND s.channel = CAST(:channel AS text) AND s.topic IN (:all_topics, CAST(:topic AS text))
+        GROUP BY s.profile_id
+    ),
+    pressure AS (
+        SELECT m.profile_id, r.name, sum(COALESCE((r.weights ->> m.category)::float8, 1)) AS used
+        FROM messages m
+        JOIN rule r ON m.created_at > now() - make_interval(secs => r.window_seconds)
+                   AND (r.channel = 'all' OR m.channel = r.channel)
+                   AND (r.category = 'all' OR m.category = r.category)
+        WHERE m.profile_id = ANY(CAST(:profile_ids AS text[]))
+          AND m.created_at > now() - make_interval(secs => (SELECT max(window_seconds) FROM rule))
+          AND m.status IN ('queued', 'sent') AND m.kind = 'marketing'
+        GROUP BY m.profile_id, r.name
+    ),
+    capped AS (
+        SELECT DISTINCT ON (c.profile_id) c.profile_id, r.name
+        FROM candidate c
+        CROSS JOIN rule r
+        LEFT JOIN pressure p ON p.profile_id = c.profile_id AND p.name = r.name
+        WHERE r.weight + COALESCE(p.used, 0) > r.max_count
+        ORDER BY c.profile_id, r.name
     ),
     topic_policy AS MATERIALIZED (
         SELECT COALESCE((SELECT policy FROM topics WHERE key = CAST(:topic AS text)), 'opt_out') AS policy
@@ -56,26 +89,11 @@ DECIDE = sa.text("""
                    WHEN (SELECT policy FROM topic_policy) = 'opt_in' AND NOT COALESCE(sub.opted_in_topic, false)
                        THEN 'not opted in to topic ' || CAST(:topic AS text)
                END AS unconsented,
-               (SELECT r.name FROM rule r
-                WHERE r.weight + COALESCE((
-                    SELECT sum(COALESCE((r.weights ->> m.category)::float8, 1))
-                    FROM messages m
-                    WHERE m.profile_id = c.profile_id
-                      AND m.created_at > now() - make_interval(secs => r.window_seconds)
-                      AND m.status IN ('queued', 'sent') AND m.kind = 'marketing'
-                      AND (r.channel = 'all' OR m.channel = r.channel)
-                      AND (r.category = 'all' OR m.category = r.category)), 0) > r.max_count
-                ORDER BY r.name LIMIT 1) AS capped_by
+               capped.name AS capped_by
         FROM candidate c
         LEFT JOIN suppressions s ON s.channel = CAST(:channel AS text) AND s.address = lower(c.address)
-        LEFT JOIN LATERAL (
-            SELECT bool_or(status = 'opted_out' AND topic = :all_topics) AS opted_out_all,
-                   bool_or(status = 'opted_out' AND topic = CAST(:topic AS text)) AS opted_out_topic,
-                   bool_or(status = 'opted_in' AND topic = CAST(:topic AS text)) AS opted_in_topic
-            FROM subscriptions
-            WHERE profile_id = c.profile_id AND channel = CAST(:channel AS text)
-              AND topic IN (:all_topics, CAST(:topic AS text))
-        ) sub ON CAST(:marketing AS boolean)
+        LEFT JOIN consent sub ON sub.profile_id = c.profile_id
+        LEFT JOIN capped ON capped.profile_id = c.profile_id
     )
     SELECT profile_id, suppressed, unconsented, capped_by FROM decision
     WHERE suppressed IS NOT NULL OR unconsented IS NOT NULL OR capped_by IS NOT NULL
@@ -102,8 +120,9 @@ class QuietHoursRule:
 
 async def lock_profiles(conn: AsyncConnection, profile_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Lock the profiles' rows for the rest of the transaction and return them by id."""
-    rows = (await conn.execute(LOCK_PROFILES, {"ids": profile_ids})).mappings().all()
-    return {row["id"]: dict(row) for row in rows}
+    rows = (await conn.execute(LOCK_PROFILES, {"ids": profile_ids})).all()
+    return {row.id: {"id": row.id, "email": row.email, "phone": row.phone, "timezone": row.timezone,
+                     "locale": row.locale, "attributes": json.loads(row.attributes)} for row in rows}
 
 
 async def policy_blocks(conn: AsyncConnection, *, channel: str, marketing: bool, category: str | None,

@@ -14,6 +14,7 @@ batches never record or deliver twice; a `deferred` row is re-decided in place.
 """
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from activities.providers import OutgoingMessage, Provider
 from activities.rendering import render
 from models.delivery_tables import ALL_TOPICS
 from models.quiet_hours import parse_clock, profile_zone, quiet_until
-from models.unsubscribe_tokens import UnsubscribeScope, unsubscribe_url
+from models.unsubscribe_tokens import Signer, UnsubscribeScope
 
 
 def _push_token(profile: dict[str, Any]) -> str | None:
@@ -49,6 +50,16 @@ TEMPLATE = sa.text("""
     FROM templates WHERE key = :key
 """)
 
+# Rows reach Postgres by COPY into a session-local staging table, then one INSERT ... SELECT
+# moves them into the ledger: about twice as fast as binding arrays (measured), and the
+# ledger's unique key still decides. ON COMMIT DELETE ROWS empties it at every commit.
+STAGE = sa.text("""
+    CREATE TEMP TABLE IF NOT EXISTS delivery_stage (
+        key text, profile_id text, address text, subject text, body text, status text, reason text,
+        retry_at timestamptz
+    ) ON COMMIT DELETE ROWS
+""")
+COPY_STAGE = "COPY delivery_stage (key, profile_id, address, subject, body, status, reason, retry_at) FROM STDIN"
 INSERT_ROWS = """
     INSERT INTO messages AS m (
         idempotency_key, profile_id, address, subject, body, status, reason, retry_at, sent_at,
@@ -58,10 +69,7 @@ INSERT_ROWS = """
            CASE WHEN r.status = 'sent' THEN now() END,
            :channel, :template, :provider, :source_kind, :source_key, :source_version, :source_node,
            :kind, :category, :topic
-    FROM unnest(CAST(:keys AS text[]), CAST(:profile_ids AS text[]), CAST(:addresses AS text[]),
-                CAST(:subjects AS text[]), CAST(:bodies AS text[]), CAST(:statuses AS text[]),
-                CAST(:reasons AS text[]), CAST(:retry_ats AS timestamptz[]))
-         AS r(key, profile_id, address, subject, body, status, reason, retry_at)
+    FROM delivery_stage r
     ON CONFLICT (idempotency_key) DO UPDATE SET
         address = excluded.address, subject = excluded.subject, body = excluded.body,
         status = excluded.status, reason = excluded.reason, retry_at = excluded.retry_at,
@@ -93,10 +101,15 @@ class TemplateRow:
     reply_to: str | None
 
 
-@dataclass(frozen=True)
 class UnsubscribeLinks:
-    base_url: str
-    secret: str
+    """Signed unsubscribe URLs; the HMAC key schedule is computed once, not per message."""
+
+    def __init__(self, base_url: str, secret: str):
+        self.base_url, self.secret = base_url, secret
+        self._signer = Signer(secret)
+
+    def url(self, scope: UnsubscribeScope) -> str:
+        return f"{self.base_url.rstrip('/')}/unsubscribe/{self._signer.sign(scope)}"
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,7 @@ class SendSpec:
     def marketing(self) -> bool:
         return self.kind != "transactional"
 
-    @property
+    @cached_property
     def wants_unsubscribe_link(self) -> bool:
         template = self.template
         shown = template is not None and any(
@@ -141,14 +154,18 @@ class Recipient:
 
 @dataclass
 class Decided:
-    """One recipient's ledger row as this pass decided it."""
+    """One recipient's ledger row as this pass decided it (rendered when sent/queued)."""
 
     recipient: Recipient
     status: str
     reason: str | None = None
     address: str | None = None
     retry_at: datetime | None = None
-    message: OutgoingMessage | None = None  # rendered, when status is sent/queued
+    subject: str | None = None
+    body: str | None = None
+    html: str | None = None
+    unsubscribe_url: str | None = None
+    context: dict[str, Any] | None = None
 
 
 @dataclass
@@ -176,61 +193,75 @@ async def record_chunk(conn: AsyncConnection, spec: SendSpec, recipients: list[R
     blocks = await policy_blocks(
         conn, channel=spec.channel, marketing=spec.marketing, category=spec.category, topic=spec.topic,
         candidates=[(pid, address) for pid, address in addresses.items() if address])
+    quiet_check = _QuietCheck(spec, quiet) if quiet else None
     decided = [_decide(spec, r, profiles.get(r.profile_id), addresses.get(r.profile_id),
-                       blocks.get(r.profile_id), quiet) for r in recipients]
+                       blocks.get(r.profile_id), quiet_check) for r in recipients]
 
-    result = await conn.execute(INSERT_RETURNING if returning else INSERT, _insert_parameters(spec, decided))
+    await _stage(conn, decided)
+    result = await conn.execute(INSERT_RETURNING if returning else INSERT, _insert_parameters(spec))
     stored = {row.idempotency_key: row for row in result} if returning else {}
 
     to_send: list[tuple[int, OutgoingMessage]] = []
     if spec.provider is not None and not spec.provider.delivers_by_recording:
-        rendered = {d.recipient.idempotency_key: d.message for d in decided if d.message}
+        rendered = {d.recipient.idempotency_key: d for d in decided if d.subject is not None}
         queued = (await conn.execute(QUEUED_AMONG, {"keys": [r.idempotency_key for r in recipients]})).all()
         for row in queued:
-            message = rendered.get(row.idempotency_key)
             profile = profiles.get(row.profile_id)
-            if message is None and profile is not None:  # recorded by an interrupted attempt
-                message = compose(spec, Recipient(row.idempotency_key, row.profile_id), profile,
-                                  addresses[row.profile_id])
-            if message is not None:
-                to_send.append((row.id, message))
+            if profile is None:  # deleted since an interrupted attempt queued it: nothing to send
+                continue
+            recipient = Recipient(row.idempotency_key, row.profile_id)
+            # This pass's rendering, or a fresh one for a row an interrupted attempt queued.
+            done = rendered.get(row.idempotency_key) or _rendered(spec, recipient, profile, addresses[row.profile_id])
+            to_send.append((row.id, outgoing(spec, done, profile)))
     return ChunkOutcome(decided, to_send, stored)
 
 
+class _QuietCheck:
+    """Quiet hours for one chunk: computed once per time zone, not once per recipient."""
+
+    def __init__(self, spec: SendSpec, rule: QuietHoursRule):
+        self.spec, self.rule = spec, rule
+        self.start, self.end = parse_clock(rule.start), parse_clock(rule.end)
+        self._by_zone: dict[str | None, tuple[datetime | None, str]] = {}
+
+    def until(self, timezone_name: str | None) -> tuple[datetime | None, str]:
+        """(end of the quiet period now, or None; the zone's name)"""
+        known = self._by_zone.get(timezone_name)
+        if known is None:
+            tz = profile_zone(timezone_name, self.spec.default_timezone)
+            known = self._by_zone[timezone_name] = (quiet_until(self.spec.now, tz, self.start, self.end), tz.key)
+        return known
+
+
 def _decide(spec: SendSpec, recipient: Recipient, profile: dict | None, address: str | None,
-            block: Block | None, quiet: QuietHoursRule | None) -> Decided:
-    def verdict(status: str, reason: str | None = None, **more: Any) -> Decided:
-        return Decided(recipient, status, reason, address, **more)
-
+            block: Block | None, quiet: "_QuietCheck | None") -> Decided:
     if spec.template is None:
-        return verdict("failed", f"template {spec.template_key!r} not found")
+        return Decided(recipient, "failed", f"template {spec.template_key!r} not found", address)
     if spec.provider is None:
-        return verdict("failed", f"no provider for channel {spec.channel}")
+        return Decided(recipient, "failed", f"no provider for channel {spec.channel}", address)
     if profile is None:
-        return verdict("skipped", "profile not found")
+        return Decided(recipient, "skipped", "profile not found")
     if not address:
-        return verdict("skipped", f"profile has no {spec.channel} address")
-    if block and block.suppressed:
-        return verdict("suppressed", f"suppressed address: {block.suppressed}")
-    if block and block.unconsented:
-        return verdict("suppressed", block.unconsented)
+        return Decided(recipient, "skipped", f"profile has no {spec.channel} address")
+    if block is not None and block.suppressed:
+        return Decided(recipient, "suppressed", f"suppressed address: {block.suppressed}", address)
+    if block is not None and block.unconsented:
+        return Decided(recipient, "suppressed", block.unconsented, address)
     if quiet is not None:
-        tz = profile_zone(profile.get("timezone"), spec.default_timezone)
-        until = quiet_until(spec.now, tz, parse_clock(quiet.start), parse_clock(quiet.end))
+        until, zone_name = quiet.until(profile.get("timezone"))
         if until is not None:
-            where = f"quiet hours {quiet.start}-{quiet.end} {tz.key}"
-            if quiet.mode == "queue":
-                return verdict("deferred", f"{where}: until {until.isoformat()}", retry_at=until)
-            return verdict("suppressed", where)
-    if block and block.capped_by:
-        return verdict("suppressed", f"typology rule {block.capped_by}")
-    status = "sent" if spec.provider.delivers_by_recording else "queued"
-    return verdict(status, message=compose(spec, recipient, profile, address))
+            where = f"quiet hours {quiet.rule.start}-{quiet.rule.end} {zone_name}"
+            if quiet.rule.mode == "queue":
+                return Decided(recipient, "deferred", f"{where}: until {until.isoformat()}", address, until)
+            return Decided(recipient, "suppressed", where, address)
+    if block is not None and block.capped_by:
+        return Decided(recipient, "suppressed", f"typology rule {block.capped_by}", address)
+    return _rendered(spec, recipient, profile, address)
 
 
-def compose(spec: SendSpec, recipient: Recipient, profile: dict, address: str) -> OutgoingMessage:
-    """Render the template for one profile."""
-    assert spec.template is not None
+def _rendered(spec: SendSpec, recipient: Recipient, profile: dict, address: str) -> Decided:
+    """An allowed message, rendered for its profile."""
+    assert spec.template is not None and spec.provider is not None
     template = spec.template
     context: dict[str, Any] = {"profile": profile_context(profile), "event": spec.event}
     link = None
@@ -238,31 +269,38 @@ def compose(spec: SendSpec, recipient: Recipient, profile: dict, address: str) -
     # it as a List-Unsubscribe header.
     if spec.wants_unsubscribe_link:
         scope = UnsubscribeScope(recipient.profile_id, spec.channel, spec.topic or ALL_TOPICS)
-        link = unsubscribe_url(spec.links.base_url, spec.links.secret, scope)
-        context["unsubscribe_url"] = link
+        link = context["unsubscribe_url"] = spec.links.url(scope)
+    return Decided(recipient, "sent" if spec.provider.delivers_by_recording else "queued", None, address,
+                   subject=render(template.subject, context), body=render(template.body, context),
+                   html=render(template.html, context) if template.html else None, unsubscribe_url=link,
+                   context=context)
+
+
+def outgoing(spec: SendSpec, decided: Decided, profile: dict) -> OutgoingMessage:
+    """The provider's view of a rendered message."""
+    assert spec.template is not None and decided.address is not None
     return OutgoingMessage(
-        idempotency_key=recipient.idempotency_key, channel=spec.channel, to=address,
-        subject=render(template.subject, context), body=render(template.body, context),
-        html=render(template.html, context) if template.html else None,
-        from_address=template.from_address, reply_to=template.reply_to,
-        unsubscribe_url=link if spec.marketing else None, profile=context["profile"],
-    )
+        idempotency_key=decided.recipient.idempotency_key, channel=spec.channel, to=decided.address,
+        subject=decided.subject or "", body=decided.body or "", html=decided.html,
+        from_address=spec.template.from_address, reply_to=spec.template.reply_to,
+        unsubscribe_url=decided.unsubscribe_url if spec.marketing else None,
+        profile=decided.context["profile"] if decided.context else profile_context(profile))
 
 
-def _insert_parameters(spec: SendSpec, decided: list[Decided]) -> dict[str, Any]:
+async def _stage(conn: AsyncConnection, decided: list[Decided]) -> None:
+    await conn.execute(STAGE)
+    raw = (await conn.get_raw_connection()).driver_connection
+    async with raw.cursor().copy(COPY_STAGE) as copy:
+        for d in decided:
+            await copy.write_row((d.recipient.idempotency_key, d.recipient.profile_id, d.address, d.subject,
+                                  d.body, d.status, d.reason, d.retry_at))
+
+
+def _insert_parameters(spec: SendSpec) -> dict[str, Any]:
     return {
-        "keys": [d.recipient.idempotency_key for d in decided],
-        "profile_ids": [d.recipient.profile_id for d in decided],
-        "addresses": [d.address for d in decided],
-        "subjects": [d.message.subject if d.message else None for d in decided],
-        "bodies": [d.message.body if d.message else None for d in decided],
-        "statuses": [d.status for d in decided],
-        "reasons": [d.reason for d in decided],
-        "retry_ats": [d.retry_at for d in decided],
         "channel": spec.channel, "template": spec.template_key,
         "provider": spec.provider.name if spec.provider else None,
         "source_kind": spec.source_kind, "source_key": spec.source_key,
         "source_version": spec.source_version, "source_node": spec.source_node,
         "kind": spec.kind, "category": spec.category, "topic": spec.topic,
     }
-
