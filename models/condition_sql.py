@@ -124,15 +124,18 @@ def compile_condition(registry: Registry, dimension: str, condition: Any, now: d
 
 
 class _Operand:
-    """A value a leaf reads: a typed column, or a jsonb value (`kind == "json"`)."""
+    """A value a leaf reads: a typed column, or a jsonb value (`kind == "json"`): `expr` at
+    `keys` inside the jsonb `column`, `text` its text when it is a jsonb string."""
 
-    def __init__(self, kind: str, expr: ColumnElement, text: ColumnElement | None = None):
-        self.kind, self.expr = kind, expr
-        self.text = text if text is not None else expr  # json: the text of a jsonb string
+    def __init__(self, kind: str, expr: ColumnElement, text: ColumnElement | None = None,
+                 column: ColumnElement | None = None, keys: tuple[str, ...] = ()):
+        self.kind, self.expr, self.keys = kind, expr, keys
+        self.text = text if text is not None else expr
+        self.column = column if column is not None else expr
 
     def present(self) -> ColumnElement[bool]:
-        if self.kind == "json":  # jsonb null is missing, as in Python
-            return and_(self.expr.is_not(None), func.jsonb_typeof(self.expr) != "null")
+        if self.kind == "json":  # jsonb null is missing, as in Python; one extraction, never NULL
+            return func.coalesce(func.jsonb_typeof(self.expr), "null") != "null"
         return self.expr.is_not(None)
 
 
@@ -203,7 +206,14 @@ class _Compiler:
         predicate = self.predicate(operand, op, value)
         if predicate is None:
             return false()
-        return and_(predicate, operand.present())
+        if operand.kind != "json":
+            return and_(predicate, operand.present())  # strict predicate: NULL only when missing
+        if op in ("ne", "not_in"):
+            return and_(predicate, operand.present())
+        if op in ("eq", "in"):
+            # Containment is never NULL on a non-NULL column, false when the key is missing.
+            return and_(predicate, operand.column.is_not(None))
+        return predicate  # a CASE on jsonb_typeof: false for missing and jsonb null
 
     def predicate(self, operand: _Operand, op: str, value: Any) -> ColumnElement[bool] | None:
         """The leaf on a present value; None when Python's answer is always false."""
@@ -235,7 +245,14 @@ class _Compiler:
         if value is None:
             return None
         if operand.kind == "json":  # jsonb equality: 1 = 1.0, true <> 1, strings exact
-            return operand.expr == _jsonb(value)
+            if not operand.keys:
+                return operand.expr == _jsonb(value)
+            # `attributes @> '{"country": "FR"}'`: one operation, GIN-indexable; containment
+            # below the top level needs equal types, so it means equality here.
+            document: Any = value
+            for key in reversed(operand.keys):
+                document = {key: document}
+            return operand.column.op("@>", is_comparison=True)(_jsonb(document))
         if operand.kind == "text":  # equality needs no COLLATE "C" (it is bytewise), keeps indexes
             return operand.expr == _text(value) if isinstance(value, str) else None
         return self.compare(operand, "eq", value)
@@ -299,7 +316,8 @@ def _operand(resolved: ResolvedAttribute, table: FromClause) -> _Operand:
     for key in resolved.json_keys[:-1]:
         parent = parent.op("->", return_type=JSONB)(_text(key))
     last = _text(resolved.json_keys[-1])
-    return _Operand("json", parent.op("->", return_type=JSONB)(last), parent.op("->>", return_type=Text)(last))
+    return _Operand("json", parent.op("->", return_type=JSONB)(last), parent.op("->>", return_type=Text)(last),
+                    column, resolved.json_keys)
 
 
 # --- values: always bound parameters ---------------------------------------------------------
