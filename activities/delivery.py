@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from activities.policy import quiet_hours_rule
 from activities.providers import OutgoingMessage, Provider, ProviderError
 from activities.send_pipeline import Recipient, SendSpec, UnsubscribeLinks, load_template, record_chunk
 from models.journey_runtime import SEND_MAX_ATTEMPTS, SendRequest, SendResult
@@ -40,18 +41,17 @@ class DeliveryActivities:
 
         spec = await self._spec(request)
         async with self.engine.begin() as conn:
-            outcome = await record_chunk(conn, spec, [Recipient(request.idempotency_key, request.profile_id)],
-                                         returning=True)
+            outcome = await record_chunk(conn, spec, [Recipient(request.idempotency_key, request.profile_id)])
         if outcome.to_send:
             ledger_id, message = outcome.to_send[0]
             return await deliver(self.engine, spec.provider, ledger_id, message, activity.info().attempt)
-        stored = outcome.stored.get(request.idempotency_key) or await self._ledger_row(request.idempotency_key)
-        return _result(stored)
+        return _result(outcome.stored[request.idempotency_key])
 
     async def _spec(self, request: SendRequest) -> SendSpec:
         async with self.engine.connect() as conn:
             template = await load_template(conn, request.template)
             event = await _event(conn, request.event_message_id)
+            quiet_hours = await quiet_hours_rule(conn, request.channel)
         return SendSpec(
             channel=request.channel, template_key=request.template, template=template,
             provider=self.providers.get(request.channel),
@@ -62,7 +62,7 @@ class DeliveryActivities:
             topic=request.topic or (template.topic if template else None),
             now=request.now or _now(), default_timezone=self.settings.default_timezone,
             links=UnsubscribeLinks(self.settings.public_base_url, self.settings.unsubscribe_secret),
-            event=event,
+            event=event, quiet_hours=quiet_hours,
         )
 
     async def _ledger_row(self, key: str):

@@ -19,13 +19,14 @@ from models.delivery_tables import ALL_TOPICS
 # Row locks rather than advisory locks: they live in the tuples, not in the shared lock
 # table, so locking a 1,000-profile chunk on many workers cannot exhaust
 # max_locks_per_transaction. Ordered by id so concurrent chunks never deadlock each other.
-# attributes as text + json.loads: psycopg's jsonb loader costs several µs more per row.
-LOCK_PROFILES = sa.text("""
-    SELECT id, email, phone, timezone, locale, attributes::text AS attributes
-    FROM profiles WHERE id = ANY(CAST(:ids AS text[]))
+# Run on the driver connection and with attributes as text + json.loads: at batch rates the
+# ORM result layer and psycopg's jsonb loader cost several µs per row each.
+LOCK_PROFILES = """
+    SELECT id, email, phone, timezone, locale, attributes::text
+    FROM profiles WHERE id = ANY(%s)
     ORDER BY id
     FOR UPDATE
-""")
+"""
 
 # One row per candidate that some policy blocks (allowed candidates return nothing).
 # `suppressed`: the address's hard suppression (applies to every kind of message);
@@ -119,10 +120,13 @@ class QuietHoursRule:
 
 
 async def lock_profiles(conn: AsyncConnection, profile_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Lock the profiles' rows for the rest of the transaction and return them by id."""
-    rows = (await conn.execute(LOCK_PROFILES, {"ids": profile_ids})).all()
-    return {row.id: {"id": row.id, "email": row.email, "phone": row.phone, "timezone": row.timezone,
-                     "locale": row.locale, "attributes": json.loads(row.attributes)} for row in rows}
+    """Lock the profiles' rows for the rest of the transaction and return them by id, each in
+    the shape templates see as `profile` (activities/journey_data.profile_context)."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    cursor = await driver.execute(LOCK_PROFILES, (profile_ids,))
+    return {pid: {"id": pid, "email": email, "phone": phone, "timezone": tz, "locale": locale,
+                  "attributes": json.loads(attributes) if attributes else {}}
+            for pid, email, phone, tz, locale, attributes in await cursor.fetchall()}
 
 
 async def policy_blocks(conn: AsyncConnection, *, channel: str, marketing: bool, category: str | None,

@@ -16,13 +16,12 @@ batches never record or deliver twice; a `deferred` row is re-decided in place.
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from activities.journey_data import profile_context
-from activities.policy import Block, QuietHoursRule, lock_profiles, policy_blocks, quiet_hours_rule
+from activities.policy import Block, QuietHoursRule, lock_profiles, policy_blocks
 from activities.providers import OutgoingMessage, Provider
 from activities.rendering import render
 from models.delivery_tables import ALL_TOPICS
@@ -67,8 +66,8 @@ INSERT_ROWS = """
         kind, category, topic)
     SELECT r.key, r.profile_id, r.address, r.subject, r.body, r.status, r.reason, r.retry_at,
            CASE WHEN r.status = 'sent' THEN now() END,
-           :channel, :template, :provider, :source_kind, :source_key, :source_version, :source_node,
-           :kind, :category, :topic
+           %(channel)s, %(template)s, %(provider)s, %(source_kind)s, %(source_key)s, %(source_version)s,
+           %(source_node)s, %(kind)s, %(category)s, %(topic)s
     FROM delivery_stage r
     ON CONFLICT (idempotency_key) DO UPDATE SET
         address = excluded.address, subject = excluded.subject, body = excluded.body,
@@ -77,14 +76,20 @@ INSERT_ROWS = """
         -- typology windows count from when the message really went out
         created_at = now()
     WHERE m.status = 'deferred'
+    RETURNING m.id, m.idempotency_key, m.status, m.reason, m.retry_at
 """
-INSERT = sa.text(INSERT_ROWS)
-INSERT_RETURNING = sa.text(INSERT_ROWS + " RETURNING m.id, m.idempotency_key, m.status, m.reason, m.retry_at")
+# Keys whose row existed already with a final status (a replay, a resumed slice).
+EXISTING = "SELECT id, idempotency_key, status, reason, retry_at FROM messages WHERE idempotency_key = ANY(%s)"
 
-QUEUED_AMONG = sa.text("""
-    SELECT id, idempotency_key, profile_id FROM messages
-    WHERE idempotency_key = ANY(CAST(:keys AS text[])) AND status = 'queued'
-""")
+
+class Stored(NamedTuple):
+    """A recipient's ledger row after the pass, whichever pass wrote it."""
+
+    id: int
+    idempotency_key: str
+    status: str
+    reason: str | None
+    retry_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,8 @@ class SendSpec:
     default_timezone: str
     links: UnsubscribeLinks
     event: dict[str, Any] = field(default_factory=dict)
+    # Read with the template (once per send; once per slice in batches), not once per chunk.
+    quiet_hours: QuietHoursRule | None = None
 
     @property
     def marketing(self) -> bool:
@@ -170,11 +177,10 @@ class Decided:
 
 @dataclass
 class ChunkOutcome:
-    decided: list[Decided]
+    stored: dict[str, Stored]  # every recipient's ledger row, by idempotency key
     # Rows (ledger id, message) left `queued` for the provider: this pass's and any that an
-    # interrupted earlier attempt recorded but never finished.
+    # interrupted earlier attempt recorded but never handed over.
     to_send: list[tuple[int, OutgoingMessage]]
-    stored: dict[str, Any]  # idempotency key -> RETURNING row (with returning=True)
 
 
 async def load_template(conn: AsyncConnection, key: str) -> TemplateRow | None:
@@ -182,38 +188,44 @@ async def load_template(conn: AsyncConnection, key: str) -> TemplateRow | None:
     return TemplateRow(**row._mapping) if row else None
 
 
-async def record_chunk(conn: AsyncConnection, spec: SendSpec, recipients: list[Recipient],
-                       returning: bool = False) -> ChunkOutcome:
+async def record_chunk(conn: AsyncConnection, spec: SendSpec, recipients: list[Recipient]) -> ChunkOutcome:
     """Decide and record every recipient's message. Run inside a transaction (`conn.begin()`);
     the caller commits, then delivers `to_send`."""
     profiles = await lock_profiles(conn, sorted({r.profile_id for r in recipients}))
-    quiet = await quiet_hours_rule(conn, spec.channel) if spec.marketing else None
     address_of = ADDRESS_OF.get(spec.channel, lambda p: None)
     addresses = {pid: address_of(p) for pid, p in profiles.items()}
     blocks = await policy_blocks(
         conn, channel=spec.channel, marketing=spec.marketing, category=spec.category, topic=spec.topic,
         candidates=[(pid, address) for pid, address in addresses.items() if address])
-    quiet_check = _QuietCheck(spec, quiet) if quiet else None
+    quiet = _QuietCheck(spec, spec.quiet_hours) if spec.quiet_hours and spec.marketing else None
     decided = [_decide(spec, r, profiles.get(r.profile_id), addresses.get(r.profile_id),
-                       blocks.get(r.profile_id), quiet_check) for r in recipients]
-
+                       blocks.get(r.profile_id), quiet) for r in recipients]
     await _stage(conn, decided)
-    result = await conn.execute(INSERT_RETURNING if returning else INSERT, _insert_parameters(spec))
-    stored = {row.idempotency_key: row for row in result} if returning else {}
+    stored = await _insert(conn, spec, [r.idempotency_key for r in recipients])
 
     to_send: list[tuple[int, OutgoingMessage]] = []
     if spec.provider is not None and not spec.provider.delivers_by_recording:
         rendered = {d.recipient.idempotency_key: d for d in decided if d.subject is not None}
-        queued = (await conn.execute(QUEUED_AMONG, {"keys": [r.idempotency_key for r in recipients]})).all()
-        for row in queued:
-            profile = profiles.get(row.profile_id)
-            if profile is None:  # deleted since an interrupted attempt queued it: nothing to send
+        for recipient in recipients:
+            row, profile = stored[recipient.idempotency_key], profiles.get(recipient.profile_id)
+            if row.status != "queued" or profile is None:  # a deleted profile has nothing to send
                 continue
-            recipient = Recipient(row.idempotency_key, row.profile_id)
             # This pass's rendering, or a fresh one for a row an interrupted attempt queued.
-            done = rendered.get(row.idempotency_key) or _rendered(spec, recipient, profile, addresses[row.profile_id])
+            done = rendered.get(row.idempotency_key) or _rendered(
+                spec, recipient, profile, addresses[recipient.profile_id])
             to_send.append((row.id, outgoing(spec, done, profile)))
-    return ChunkOutcome(decided, to_send, stored)
+    return ChunkOutcome(stored, to_send)
+
+
+async def _insert(conn: AsyncConnection, spec: SendSpec, keys: list[str]) -> dict[str, Stored]:
+    """Move the staged rows into the ledger; return every key's row, new or pre-existing."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    cursor = await driver.execute(INSERT_ROWS, _insert_parameters(spec))
+    stored = {row[1]: Stored(*row) for row in await cursor.fetchall()}
+    if len(stored) < len(keys):
+        cursor = await driver.execute(EXISTING, ([key for key in keys if key not in stored],))
+        stored.update({row[1]: Stored(*row) for row in await cursor.fetchall()})
+    return stored
 
 
 class _QuietCheck:
@@ -263,7 +275,7 @@ def _rendered(spec: SendSpec, recipient: Recipient, profile: dict, address: str)
     """An allowed message, rendered for its profile."""
     assert spec.template is not None and spec.provider is not None
     template = spec.template
-    context: dict[str, Any] = {"profile": profile_context(profile), "event": spec.event}
+    context: dict[str, Any] = {"profile": profile, "event": spec.event}  # already profile_context's shape
     link = None
     # Signing costs a few µs: only when the template shows the link or a real email carries
     # it as a List-Unsubscribe header.
@@ -284,7 +296,7 @@ def outgoing(spec: SendSpec, decided: Decided, profile: dict) -> OutgoingMessage
         subject=decided.subject or "", body=decided.body or "", html=decided.html,
         from_address=spec.template.from_address, reply_to=spec.template.reply_to,
         unsubscribe_url=decided.unsubscribe_url if spec.marketing else None,
-        profile=decided.context["profile"] if decided.context else profile_context(profile))
+        profile=profile)
 
 
 async def _stage(conn: AsyncConnection, decided: list[Decided]) -> None:

@@ -59,15 +59,18 @@ class SliceRequest(BaseModel):
 
 class SliceCursor(BaseModel):
     """Heartbeat details: the last recipient key whose chunk is committed (and, with a real
-    provider, handed to it), and how many recipients that covers."""
+    provider, handed to it), and what the slice recorded up to there. A resumed attempt starts
+    after `cursor`; the chunk it may redo reads its statuses back from the ledger, so the
+    counts stay exact."""
 
     cursor: str | None
     recipients: int = 0
+    statuses: dict[str, int] = {}
 
 
 class SliceResult(BaseModel):
     recipients: int
-    statuses: dict[str, int]  # ledger statuses of the slice's messages, counted in the ledger
+    statuses: dict[str, int]  # final ledger statuses of the slice's messages
 
 
 class DeferredSummary(BaseModel):

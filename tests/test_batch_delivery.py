@@ -149,7 +149,7 @@ async def test_a_retried_slice_resumes_after_its_heartbeat_cursor(engine, batch_
     activities = BatchDeliveryActivities(engine, {"email": provider}, batch_settings)
     retry = ActivityEnvironment()
     retry.info = dataclasses.replace(retry.info, attempt=2,
-                                     heartbeat_details=[SliceCursor(cursor=ids[2], recipients=3).model_dump()])
+                                     heartbeat_details=[SliceCursor(cursor=ids[2], recipients=3, statuses={"sent": 3}).model_dump()])
     result = await retry.run(activities.deliver_slice, SliceRequest(batch=request, after=None, upto=None, chunk_size=4))
 
     assert result.recipients == 10 and result.statuses == {"sent": 10}
