@@ -293,7 +293,8 @@ class _Compiler:
         prefix = func.starts_with(collate(operand.text, "C"), _text(value))
         return _when_type(operand, "string", prefix) if operand.kind == "json" else prefix
 
-    def temporal_string_or_typed(self, operand: _Operand, bounds: list[tuple[str, Moment]]) -> ColumnElement[bool] | None:
+    def temporal_string_or_typed(self, operand: _Operand,
+                                 bounds: list[tuple[str, Moment]]) -> ColumnElement[bool] | None:
         if operand.kind in ("date", "timestamptz"):
             return _temporal(operand, bounds)
         if operand.kind == "json":

@@ -80,7 +80,8 @@ def validate_audience_condition(registry: Registry, dimension: str, condition: A
     """
     schema = registry.get(dimension) if isinstance(dimension, str) else None
     if schema is None:
-        return [Fault(_sibling(path, "dimension"), f"unknown dataset {dimension!r}; known: {sorted(registry.datasets)}")]
+        known = sorted(registry.datasets)
+        return [Fault(_sibling(path, "dimension"), f"unknown dataset {dimension!r}; known: {known}")]
     return AudienceValidator(registry, schema, check_types).validate(condition, path)
 
 

@@ -356,10 +356,12 @@ def test_compile_refuses_what_the_registry_cannot_resolve():
 
 def test_ill_typed_leaves_compile_to_the_python_meaning(engine):
     """validate_audience_condition refuses these; if they get through anyway, SQL says what Python says."""
-    for condition, expected in [(leaf("amount", "gt", "100"), set()), (leaf("amount", "ne", "100"), {"b1", "b2", "b3", "b4", "b6"}),
-                                (leaf("status", "gt", 1), set()), (leaf("paid", "eq", 1), set()),
-                                (leaf("checkin", "contains", "2024"), set()), (leaf("nights", "before", "2024-01-01"), set())]:
-        table = table_for(REGISTRY, BOOKINGS)
+    table = table_for(REGISTRY, BOOKINGS)
+    for condition, expected in [
+        (leaf("amount", "gt", "100"), set()), (leaf("amount", "ne", "100"), {"b1", "b2", "b3", "b4", "b6"}),
+        (leaf("status", "gt", 1), set()), (leaf("paid", "eq", 1), set()),
+        (leaf("checkin", "contains", "2024"), set()), (leaf("nights", "before", "2024-01-01"), set()),
+    ]:
         query = sa.select(table.c.booking_id).where(compile_condition(REGISTRY, BOOKINGS, condition, NOW))
         with engine.connect() as conn:
             assert set(conn.execute(query).scalars()) == expected, condition
