@@ -43,6 +43,10 @@ class AudienceEntryActivities:
     async def materialize_journey_audience(self, journey_key: str) -> AudienceRun:
         async with self.engine.connect() as conn:
             journey = await self._journey(conn, journey_key)
+            if journey is None:
+                # Retryable: the workflow is started inside the publishing transaction, which
+                # may commit a moment after this first attempt runs.
+                raise ApplicationError(f"journey {journey_key!r} is not an open audience journey")
             audience = (await conn.execute(sa.select(Audience.dimension, Audience.condition)
                                            .where(Audience.key == journey.definition.entry.audience))).first()
             if audience is None:
@@ -64,7 +68,7 @@ class AudienceEntryActivities:
             started = time.monotonic()
             async with self.engine.connect() as conn:
                 journey = await self._journey(conn, request.journey_key)
-                if not journey.accepts_entries:  # paused or stopped meanwhile
+                if journey is None or not journey.accepts_entries:  # paused or stopped meanwhile
                     return entered
                 page = select_page(table, cursor, request.rate)
                 keys = [row.key for row in (await conn.execute(page)).all()]
@@ -93,7 +97,7 @@ class AudienceEntryActivities:
     async def _journey(self, conn, key: str):
         journeys = await self.live.all(conn, key=key)
         if not journeys or journeys[0].definition.entry.type != "audience":
-            raise ApplicationError(f"journey {key!r} is not an open audience journey", non_retryable=True)
+            return None
         return journeys[0]
 
 

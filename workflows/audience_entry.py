@@ -27,7 +27,7 @@ class AudienceEntryWorkflow:
         self.run_state = await workflow.execute_activity_method(
             AudienceEntryActivities.materialize_journey_audience, journey_key,
             start_to_close_timeout=timedelta(minutes=30),
-            retry_policy=RetryPolicy(maximum_attempts=3))
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5))
         try:
             # One long, heartbeating activity: if the worker dies, the retry resumes at the
             # heartbeat cursor, so nobody is entered twice or skipped.
