@@ -18,9 +18,7 @@ The database is dropped at the end, also on Ctrl-C.
 import argparse
 import asyncio
 import json
-import os
 import random
-import secrets
 import statistics
 import sys
 import time
@@ -36,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from activities.dataset_registry import load_registry  # noqa: E402
 from api.main import create_app  # noqa: E402
-from migrations.runner import upgrade_to_head  # noqa: E402
 from models.condition_sql import compile_condition, table_for  # noqa: E402
 from models.database import make_engine  # noqa: E402
 from models.settings import Settings  # noqa: E402
+from bench.bench_database import add_database_argument, run_in_fresh_database  # noqa: E402
 
 GOAL = 1.3
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
@@ -72,10 +70,6 @@ HAND_GROUPED = sa.text("""
           GROUP BY profile_id HAVING count(*) >= 2) b ON b.profile_id = p.id
     WHERE p.attributes->>'country' = 'FR' AND (p.attributes->>'age')::numeric >= 30""")
 
-
-def with_db(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
 
 
 def profile_id(n: int) -> str:
@@ -211,8 +205,7 @@ async def run(args: argparse.Namespace, db_url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL")
-                        or "postgresql://postgres@127.0.0.1:5432/postgres")
+    add_database_argument(parser)
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--bookings", type=int, default=3_000_000)
     parser.add_argument("--chunk-rows", type=int, default=100_000, help="bookings per load request")
@@ -224,24 +217,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (to investigate plans)")
     args = parser.parse_args()
 
-    name = f"sojourn_bench_{secrets.token_hex(4)}"
-    admin_url = args.database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    db_url = with_db(admin_url, name)
-    try:
-        upgrade_to_head(db_url)
-        asyncio.run(run(args, db_url))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        if args.keep:
-            print(f"kept database {db_url}")
-        else:
-            with psycopg.connect(admin_url, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
+    run_in_fresh_database(args.database_url, lambda db_url: asyncio.run(run(args, db_url)), keep=args.keep)
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import random
-import secrets
 import signal
 import socket
 import statistics
@@ -34,7 +33,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from migrations.runner import upgrade_to_head  # noqa: E402
+from bench.bench_database import add_database_argument, run_in_fresh_database  # noqa: E402
 
 GOAL = 10_000
 NAMES = ["page_viewed", "product_viewed", "added_to_cart", "checkout_started", "order_completed", "email_opened"]
@@ -54,10 +53,6 @@ def make_events(n: int, profiles: int = 10_000) -> list[dict]:
         "timestamp": (now - timedelta(seconds=rng.randrange(86_400))).isoformat(),
     } for _ in range(n)]
 
-
-def with_db(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
 
 
 def free_port() -> int:
@@ -169,8 +164,7 @@ async def run(args: argparse.Namespace, db_url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL")
-                        or "postgresql://postgres@127.0.0.1:5432/postgres")
+    add_database_argument(parser)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
@@ -178,21 +172,7 @@ def main() -> None:
     parser.add_argument("--app", default="api.main:create_app", help="app factory (to A/B a patched route)")
     args = parser.parse_args()
 
-    name = f"sojourn_bench_{secrets.token_hex(4)}"
-    admin_url = args.database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'create database "{name}"')
-    db_url = with_db(admin_url, name)
-    try:
-        upgrade_to_head(db_url)
-        asyncio.run(run(args, db_url))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'drop database if exists "{name}" with (force)')
-
+    run_in_fresh_database(args.database_url, lambda db_url: asyncio.run(run(args, db_url)))
 
 if __name__ == "__main__":
     main()
