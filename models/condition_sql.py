@@ -11,10 +11,13 @@ SQL. Ill-typed leaves (`gt "x"` on an integer) compile to what Python says (fals
 a cast that could fail at run time.
 
 Semantics equal the Python evaluator's (tests/test_condition_agreement.py checks it):
-- Each leaf is two-valued: `predicate AND value IS NOT NULL` (a strict predicate is then FALSE,
-  not NULL, on a missing value) or a `CASE … ELSE false`. This does what COALESCE(leaf, false)
-  would, but keeps `column <op> :value` visible to the planner so indexes still apply. Hence
-  `not` is plain NOT. jsonb `null` counts as missing.
+- Each leaf is two-valued: `predicate AND column IS NOT NULL` (a strict predicate is then
+  FALSE, not NULL, on a missing value) or a `CASE … ELSE false`. This does what
+  COALESCE(leaf, false) would, but keeps `column <op> :value` visible to the planner so indexes
+  still apply. Hence `not` is plain NOT. jsonb `null` counts as missing.
+- jsonb equality is containment: `attributes @> '{"country": "FR"}'` (below the top level it
+  needs equal types, so it is exactly jsonb equality: 1 = 1.0, true <> 1), one operation and
+  GIN-indexable; `in` is `@> ANY(:documents)`. Typed `in` is `= ANY(:array)`: one parameter.
 - Numbers are exact numerics; integer columns compare to integral values as bigint (index
   friendly) and to anything else as numeric. jsonb numbers compare only with numbers, strings
   only with strings (`jsonb_typeof` guards every cast); strings order with COLLATE "C"
@@ -52,6 +55,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -223,8 +227,7 @@ class _Compiler:
         if op == "eq":
             return self.equal(operand, value)
         if op == "in":
-            matches = [m for v in value if (m := self.equal(operand, v)) is not None]
-            return or_(*matches) if matches else None
+            return self.member_of(operand, value)
         if op == "between":
             low, high = self.compare(operand, "gte", value[0]), self.compare(operand, "lte", value[1])
             return None if low is None or high is None else and_(low, high)
@@ -249,13 +252,36 @@ class _Compiler:
                 return operand.expr == _jsonb(value)
             # `attributes @> '{"country": "FR"}'`: one operation, GIN-indexable; containment
             # below the top level needs equal types, so it means equality here.
-            document: Any = value
-            for key in reversed(operand.keys):
-                document = {key: document}
-            return operand.column.op("@>", is_comparison=True)(_jsonb(document))
+            return operand.column.op("@>", is_comparison=True)(_jsonb(_document(operand.keys, value)))
         if operand.kind == "text":  # equality needs no COLLATE "C" (it is bytewise), keeps indexes
             return operand.expr == _text(value) if isinstance(value, str) else None
         return self.compare(operand, "eq", value)
+
+    def member_of(self, operand: _Operand, values: list[Any]) -> ColumnElement[bool] | None:
+        """`in`: one array parameter (`= ANY(:values)`), so the SQL stays small and indexable."""
+        kind = operand.kind
+        if kind == "json":
+            documents = [json.dumps(_document(operand.keys, v)) for v in values if v is not None]
+            if not documents:
+                return None
+            target = operand.column if operand.keys else operand.expr
+            return target.op("@>" if operand.keys else "=", is_comparison=True)(
+                any_(cast(bindparam(None, documents, ARRAY(Text)), ARRAY(JSONB))))
+        if kind in ("date", "timestamptz"):  # day/instant granularity per value: a plain OR
+            matches = [m for v in values if (m := self.equal(operand, v)) is not None]
+            return or_(*matches) if matches else None
+        accepted = {"text": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+                    "numeric": is_number, "integer": _is_int64}[kind]
+        kept = [v for v in values if accepted(v)]  # the others can never be equal (Python: false)
+        if not kept:
+            return None
+        if kind == "numeric":
+            kept, element = [as_decimal(v) for v in kept], Numeric()
+        elif kind == "integer":
+            kept, element = [int(as_decimal(v)) for v in kept], BigInteger()
+        else:
+            element = Text() if kind == "text" else Boolean()
+        return operand.expr == any_(bindparam(None, kept, ARRAY(element)))
 
     def compare(self, operand: _Operand, op: str, value: Any) -> ColumnElement[bool] | None:
         """Ordering (and typed equality) of number/number, string/string, time/ISO string."""
@@ -333,6 +359,21 @@ def _jsonb(value: Any) -> ColumnElement:
     return cast(bindparam(None, json.dumps(value), Text), JSONB)
 
 
+def _document(keys: tuple[str, ...], value: Any) -> Any:
+    """{"k1": {"k2": value}}: what `column @>` must contain for `column.k1.k2 = value`."""
+    for key in reversed(keys):
+        value = {key: value}
+    return value
+
+
+def _is_int64(value: Any) -> bool:
+    """A number an integer column can equal: integral and within bigint."""
+    if not is_number(value):
+        return False
+    number = as_decimal(value)
+    return number == number.to_integral_value() and INT64[0] <= number <= INT64[1]
+
+
 def _number(value: Any) -> ColumnElement:
     return bindparam(None, as_decimal(value), Numeric)
 
@@ -349,7 +390,7 @@ def _when_type(operand: _Operand, json_type: str, predicate: ColumnElement[bool]
 def _compare_number(operand: _Operand, compare, value: Any) -> ColumnElement[bool]:
     number = as_decimal(value)
     if operand.kind == "integer":
-        if number == number.to_integral_value() and INT64[0] <= number <= INT64[1]:
+        if _is_int64(value):
             return compare(operand.expr, bindparam(None, int(number), BigInteger))
         return compare(cast(operand.expr, Numeric), bindparam(None, number, Numeric))
     return compare(operand.expr, bindparam(None, number, Numeric))

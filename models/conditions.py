@@ -54,6 +54,7 @@ LEAF_OPS = ({"eq", "ne", "in", "not_in", "contains", "starts_with", "exists", "n
 COUNT_OPS = {"eq", "ne", "lt", "lte", "gt", "gte"}
 HAS_KEYS = {"dataset", "where", "count", "via"}
 MAX_DEPTH = 20
+MAX_LIST = 10_000  # values of one `in`; longer lists belong in a dataset
 MAX_WITHIN = timedelta(days=366_000)  # keeps now - duration inside Python's datetime range
 
 
@@ -300,6 +301,8 @@ def _value_faults(leaf: dict, op: str, path: str) -> list[Fault]:
     if op in ("in", "not_in"):
         if not isinstance(value, list) or not all(is_scalar(v) for v in value):
             return [Fault(path, f"{op!r} needs a list of scalars")]
+        if len(value) > MAX_LIST:
+            return [Fault(path, f"{op!r} takes at most {MAX_LIST} values; load longer lists as a dataset")]
     elif op == "between":
         if not (isinstance(value, list) and len(value) == 2 and (
                 all(is_number(v) and is_scalar(v) for v in value) or all(isinstance(v, str) for v in value))):
