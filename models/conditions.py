@@ -10,7 +10,8 @@ A condition is plain JSON:
 Semantics (chosen so that SQL can agree exactly; see condition_sql.py for the SQL side):
 - Every leaf is two-valued. A missing attribute (absent key, JSON null, SQL NULL, a link whose
   target row does not exist) makes every leaf false except `exists: false` / `not_exists`, and
-  `not` is plain negation. So `ne`/`not_in` are false on a missing value.
+  `not` is plain negation. So `ne`/`not_in` are false on a missing value, `eq null` is always
+  false and `ne null` means "present" (audience validation refuses null on typed columns).
 - Numbers (int, float, Decimal) compare as exact decimals: a float means its shortest repr
   (`0.1` is 0.1, as in JSON and jsonb), 1 == 1.0, -0.0 == 0. Booleans are never numbers.
   Non-finite numbers (NaN, infinities) are not numbers at all.
@@ -26,8 +27,14 @@ Semantics (chosen so that SQL can agree exactly; see condition_sql.py for the SQ
   2024-02-30, is not a time and the leaf is false. A calendar date against an instant compares
   at day granularity, taking the instant's UTC date. `within_last: P90D` means
   now - 90 days <= value <= now (dates: between the UTC dates of those two instants); durations
-  are ISO 8601 without months or years. Only `within_last` needs `now`: evaluate() raises
-  ConditionError without it, so a workflow must pass `workflow.now()`.
+  are ISO 8601 without months or years, at most MAX_WITHIN. Condition values must be times
+  of years 0001-9999 in UTC. Only `within_last` needs `now`: evaluate() raises ConditionError
+  without it (whatever the data), so a workflow must pass `now=workflow.now()`.
+- `has`: `count` compares the number of related rows matching `where` (default: at least one;
+  `{"op": "lt", "value": 2}` includes rows with none); `via` names the link when the related
+  dataset links to the dimension more than once.
+- Values are JSON scalars PostgreSQL can store (no NaN/Infinity, no NUL); `in` lists hold at
+  most MAX_LIST of them.
 - `has` counts related rows in SQL; the Python evaluator refuses it (ConditionError), and
   journey validation (a `validate_condition` call with `attr_allowed`) reports it as a fault.
 
