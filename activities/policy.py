@@ -20,12 +20,14 @@ from models.delivery_tables import ALL_TOPICS
 # table, so locking a 1,000-profile chunk on many workers cannot exhaust
 # max_locks_per_transaction. Ordered by id so concurrent chunks never deadlock each other.
 # Run on the driver connection and with attributes as text + json.loads: at batch rates the
-# ORM result layer and psycopg's jsonb loader cost several µs per row each.
+# ORM result layer and psycopg's jsonb loader cost several µs per row each. Lists of ids go
+# as one JSON document: psycopg adapts a Python list to an array at ~2 µs per element (for
+# a 1,000-row chunk, more than the statement itself), json.dumps at ~0.1 µs.
 LOCK_PROFILES = """
-    SELECT id, email, phone, timezone, locale, attributes::text
-    FROM profiles WHERE id = ANY(%s)
-    ORDER BY id
-    FOR UPDATE
+    SELECT p.id, p.email, p.phone, p.timezone, p.locale, p.attributes::text
+    FROM json_array_elements_text(%s::json) AS wanted(id) JOIN profiles p ON p.id = wanted.id
+    ORDER BY p.id
+    FOR UPDATE OF p
 """
 
 # One row per candidate that some policy blocks (allowed candidates return nothing).
@@ -33,12 +35,16 @@ LOCK_PROFILES = """
 # `unconsented`: marketing without consent for the channel/topic;
 # `capped_by`: the first typology rule the message would overflow, counting the weighted
 # marketing messages already queued or sent to the profile inside each rule's window.
-# Set-based on purpose: each policy is one join or one GROUP BY over the whole chunk (hash
-# joins), not a subquery per candidate.
+# Every lookup is a LATERAL subquery keyed by the candidate, i.e. one index probe per
+# candidate (and rule) whatever the statistics say: a batch fills `messages` faster than
+# autovacuum analyses it, and plans made on stale statistics seq-scanned the whole ledger per
+# chunk (measured 100x slower). No `= ANY(array)` either: the planner estimates it element by
+# element, which cost more than running the statement.
 DECIDE = sa.text("""
-    WITH candidate AS (
+    WITH candidate AS MATERIALIZED (
         SELECT c.profile_id, c.address
-        FROM unnest(CAST(:profile_ids AS text[]), CAST(:addresses AS text[])) AS c(profile_id, address)
+        FROM ROWS FROM (json_array_elements_text(CAST(:profile_ids AS json)),
+                        json_array_elements_text(CAST(:addresses AS json))) AS c(profile_id, address)
     ),
     rule AS MATERIALIZED (
         SELECT r.name, r.channel, r.category, r.max_count, r.window_seconds, r.weights,
@@ -48,37 +54,24 @@ DECIDE = sa.text("""
           AND r.channel IN ('all', CAST(:channel AS text))
           AND r.category IN ('all', CAST(:category AS text))
     ),
-    consent AS (
-        SELECT s.profile_id,
-               bool_or(s.status = 'opted_out' AND s.topic = :all_topics) AS opted_out_all,
-               bool_or(s.status = 'opted_out' AND s.topic = CAST(:topic AS text)) AS opted_out_topic,
-               bool_or(s.status = 'opted_in' AND s.topic = CAST(:topic AS text)) AS opted_in_topic
-        FROM subscriptions s
-        WHERE CAST(:marketing AS boolean) AND s.profile_id = ANY(CAST(:profile_ids AS text[]))
-          AND s.channel = CAST(:channel AS text) AND s.topic IN (:all_topics, CAST(:topic AS text))
-        GROUP BY s.profile_id
-    ),
-    pressure AS (
-        SELECT m.profile_id, r.name, sum(COALESCE((r.weights ->> m.category)::float8, 1)) AS used
-        FROM messages m
-        JOIN rule r ON m.created_at > now() - make_interval(secs => r.window_seconds)
-                   AND (r.channel = 'all' OR m.channel = r.channel)
-                   AND (r.category = 'all' OR m.category = r.category)
-        WHERE m.profile_id = ANY(CAST(:profile_ids AS text[]))
-          AND m.created_at > now() - make_interval(secs => (SELECT max(window_seconds) FROM rule))
-          AND m.status IN ('queued', 'sent') AND m.kind = 'marketing'
-        GROUP BY m.profile_id, r.name
+    topic_policy AS MATERIALIZED (
+        SELECT COALESCE((SELECT policy FROM topics WHERE key = CAST(:topic AS text)), 'opt_out') AS policy
     ),
     capped AS (
         SELECT DISTINCT ON (c.profile_id) c.profile_id, r.name
         FROM candidate c
         CROSS JOIN rule r
-        LEFT JOIN pressure p ON p.profile_id = c.profile_id AND p.name = r.name
-        WHERE r.weight + COALESCE(p.used, 0) > r.max_count
+        CROSS JOIN LATERAL (
+            SELECT sum(COALESCE((r.weights ->> m.category)::float8, 1)) AS used
+            FROM messages m
+            WHERE m.profile_id = c.profile_id
+              AND m.created_at > now() - make_interval(secs => r.window_seconds)
+              AND m.status IN ('queued', 'sent') AND m.kind = 'marketing'
+              AND (r.channel = 'all' OR m.channel = r.channel)
+              AND (r.category = 'all' OR m.category = r.category)
+        ) pressure
+        WHERE r.weight + COALESCE(pressure.used, 0) > r.max_count
         ORDER BY c.profile_id, r.name
-    ),
-    topic_policy AS MATERIALIZED (
-        SELECT COALESCE((SELECT policy FROM topics WHERE key = CAST(:topic AS text)), 'opt_out') AS policy
     ),
     decision AS (
         SELECT c.profile_id,
@@ -92,8 +85,18 @@ DECIDE = sa.text("""
                END AS unconsented,
                capped.name AS capped_by
         FROM candidate c
-        LEFT JOIN suppressions s ON s.channel = CAST(:channel AS text) AND s.address = lower(c.address)
-        LEFT JOIN consent sub ON sub.profile_id = c.profile_id
+        LEFT JOIN LATERAL (
+            SELECT reason FROM suppressions
+            WHERE channel = CAST(:channel AS text) AND address = lower(c.address)
+        ) s ON true
+        LEFT JOIN LATERAL (
+            SELECT bool_or(status = 'opted_out' AND topic = :all_topics) AS opted_out_all,
+                   bool_or(status = 'opted_out' AND topic = CAST(:topic AS text)) AS opted_out_topic,
+                   bool_or(status = 'opted_in' AND topic = CAST(:topic AS text)) AS opted_in_topic
+            FROM subscriptions
+            WHERE profile_id = c.profile_id AND channel = CAST(:channel AS text)
+              AND topic IN (:all_topics, CAST(:topic AS text))
+        ) sub ON CAST(:marketing AS boolean)
         LEFT JOIN capped ON capped.profile_id = c.profile_id
     )
     SELECT profile_id, suppressed, unconsented, capped_by FROM decision
@@ -123,7 +126,7 @@ async def lock_profiles(conn: AsyncConnection, profile_ids: list[str]) -> dict[s
     """Lock the profiles' rows for the rest of the transaction and return them by id, each in
     the shape templates see as `profile` (activities/journey_data.profile_context)."""
     driver = (await conn.get_raw_connection()).driver_connection
-    cursor = await driver.execute(LOCK_PROFILES, (profile_ids,))
+    cursor = await driver.execute(LOCK_PROFILES, (json.dumps(profile_ids),))
     return {pid: {"id": pid, "email": email, "phone": phone, "timezone": tz, "locale": locale,
                   "attributes": json.loads(attributes) if attributes else {}}
             for pid, email, phone, tz, locale, attributes in await cursor.fetchall()}
@@ -136,7 +139,7 @@ async def policy_blocks(conn: AsyncConnection, *, channel: str, marketing: bool,
         return {}
     profile_ids, addresses = zip(*candidates)
     rows = await conn.execute(DECIDE, {
-        "profile_ids": list(profile_ids), "addresses": list(addresses), "channel": channel,
+        "profile_ids": json.dumps(profile_ids), "addresses": json.dumps(addresses), "channel": channel,
         "marketing": marketing, "category": category, "topic": topic, "all_topics": ALL_TOPICS,
     })
     return {r.profile_id: Block(r.suppressed, r.unconsented, r.capped_by) for r in rows}

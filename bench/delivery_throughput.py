@@ -58,10 +58,22 @@ def with_db(url: str, name: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
 
 
-def seed(db_url: str, recipients: int) -> str:
-    """Profiles, a template, the policies, and the work table of recipients; returns its name."""
+def seed_policies(db_url: str) -> None:
+    """The template and the workspace-wide policies every run checks."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO templates (key, channel, subject, body, kind, category, topic, version) "
+                     "VALUES ('perks', 'email', %s, %s, 'marketing', 'promo', 'perks', 1)", (SUBJECT, BODY))
+        conn.execute("""INSERT INTO typology_rules (name, channel, category, max_count, "window", window_seconds,
+                        weights, enabled) VALUES ('email-3-per-week', 'email', 'all', 3, 'P7D', 604800,
+                        '{"promo": 1, "newsletter": 0.5}', true)""")
+        conn.execute("""INSERT INTO quiet_hours (channel, start, "end", mode) VALUES ('email', '03:00', '03:01', 'queue')""")
+
+
+def seed(db_url: str, recipients: int, prefix: str) -> str:
+    """Profiles with their consent and suppressions, and the work table of their ids (returns
+    its name). Each run gets its own profiles, so every run starts from the same state."""
     rng = random.Random(7)
-    ids = [f"user-{i:08d}" for i in range(recipients)]
+    ids = [f"{prefix}-{i:08d}" for i in range(recipients)]
     table = f"work.aud_{uuid.uuid4().hex}"
     with psycopg.connect(db_url, autocommit=True) as conn:
         with conn.cursor().copy("COPY profiles (id, email, timezone, attributes) FROM STDIN") as copy:
@@ -69,12 +81,6 @@ def seed(db_url: str, recipients: int) -> str:
                 attributes = {"first_name": f"Name{rng.randrange(10_000)}", "plan": rng.choice(["free", "pro", "team"]),
                               "points": rng.randrange(100_000), "city": rng.choice(["Paris", "Lyon", "Osaka", "Lima"])}
                 copy.write_row((profile_id, f"{profile_id}@example.com", rng.choice(ZONES), json.dumps(attributes)))
-        conn.execute("INSERT INTO templates (key, channel, subject, body, kind, category, topic, version) "
-                     "VALUES ('perks', 'email', %s, %s, 'marketing', 'promo', 'perks', 1)", (SUBJECT, BODY))
-        conn.execute("""INSERT INTO typology_rules (name, channel, category, max_count, "window", window_seconds,
-                        weights, enabled) VALUES ('email-3-per-week', 'email', 'all', 3, 'P7D', 604800,
-                        '{"promo": 1, "newsletter": 0.5}', true)""")
-        conn.execute("""INSERT INTO quiet_hours (channel, start, "end", mode) VALUES ('email', '03:00', '03:01', 'queue')""")
         with conn.cursor().copy("COPY subscriptions (profile_id, channel, topic, status) FROM STDIN") as copy:
             for profile_id in rng.sample(ids, recipients // 100):
                 copy.write_row((profile_id, "email", "*", "opted_out"))
@@ -166,14 +172,27 @@ async def temporal_run(settings: Settings, table: str) -> tuple[float, dict]:
                 Worker(env.client, task_queue=batch_task_queue("email"),
                        activities=[activities.deliver_slice, activities.deliver_deferred],
                        max_concurrent_activities=settings.batch_parallel_slices):
-            started = time.perf_counter()
+            started, cpu_started, server_started = time.perf_counter(), time.process_time(), children_cpu_seconds()
             result = await env.client.execute_workflow(
                 BatchDeliveryWorkflow.run, batch_request(table, "bench-temporal"), id="bench-batch", task_queue="bench")
             seconds = time.perf_counter() - started
+            python_cpu = time.process_time() - cpu_started
+            server_cpu = children_cpu_seconds() - server_started
+            postgres_cpu = await backend_cpu_seconds(engine)
     finally:
         await env.shutdown()
         await engine.dispose()
-    return seconds, result.statuses
+    return seconds, result.statuses, python_cpu, postgres_cpu, server_cpu
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's children (the Temporal dev server)."""
+    total = 0.0
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def copy_baseline(db_url: str, source_key: str) -> tuple[float, int]:
@@ -193,16 +212,26 @@ def copy_baseline(db_url: str, source_key: str) -> tuple[float, int]:
         return time.perf_counter() - started, len(rows)
 
 
-def report(label: str, recipients: int, seconds: float, statuses: dict, copy_rate: float) -> float:
+def report(label: str, recipients: int, seconds: float, statuses: dict, copy_rate: float, python_cpu: float,
+           postgres_cpu: float | None, server_cpu: float = 0.0) -> float:
     rate = recipients / seconds
     print(f"{label:<9} {rate:>10,.0f} messages/s   {seconds:6.2f} s   ratio to COPY {rate / copy_rate:.2f}"
           f"   statuses {dict(sorted(statuses.items()))}")
+    if postgres_cpu is not None:
+        # The machine may be shared: CPU per message says what 2 dedicated cores would do (the
+        # worker's Python is one thread; Postgres and the Temporal server use the other core).
+        per_message = lambda cpu: cpu / recipients * 1e6  # noqa: E731
+        projected = recipients / max(python_cpu, (python_cpu + postgres_cpu + server_cpu) / 2)
+        server = f" + temporal {per_message(server_cpu):.1f} µs" if server_cpu else ""
+        print(f"{'':<9} CPU/msg python {per_message(python_cpu):.1f} µs + postgres {per_message(postgres_cpu):.1f} µs"
+              f"{server} -> {projected:,.0f} messages/s on 2 dedicated cores (load average {os.getloadavg()[0]:.1f})")
     return rate
 
 
 async def run(args: argparse.Namespace, db_url: str) -> None:
     print(f"seeding {args.recipients:,} profiles and policies ...", flush=True)
-    table = seed(db_url, args.recipients)
+    seed_policies(db_url)
+    table = seed(db_url, args.recipients, "engine")
     settings = Settings(database_url=db_url, batch_slice_size=args.slice, batch_chunk_size=args.chunk,
                         batch_parallel_slices=args.parallel, batch_partition_size=max(args.recipients, 1))
     seconds, statuses, python_cpu, postgres_cpu = await engine_run(settings, table, args.parallel)
@@ -211,19 +240,11 @@ async def run(args: argparse.Namespace, db_url: str) -> None:
     print(f"recipients {args.recipients:,}  slice {args.slice}  chunk {args.chunk}  parallel slices {args.parallel}"
           f"  cores {os.cpu_count()}")
     print(f"COPY      {copy_rate:>10,.0f} rows/s       {copy_seconds:6.2f} s   (same ledger rows, identical table)")
-    engine_rate = report("engine", args.recipients, seconds, statuses, copy_rate)
-    per_message = lambda cpu: cpu / args.recipients * 1e6  # noqa: E731
-    if postgres_cpu is not None:
-        # The machine may be shared: CPU per message says what 2 dedicated cores would do
-        # (the worker's Python is one thread; Postgres backends use the other core).
-        projected = args.recipients / max(python_cpu, (python_cpu + postgres_cpu) / 2)
-        print(f"CPU/msg    python {per_message(python_cpu):.1f} µs + postgres {per_message(postgres_cpu):.1f} µs"
-              f"   -> {projected:,.0f} messages/s on 2 dedicated cores   (load average {os.getloadavg()[0]:.1f})")
-    best = engine_rate
+    best = report("engine", args.recipients, seconds, statuses, copy_rate, python_cpu, postgres_cpu)
     if args.temporal:
-        seconds, statuses = await temporal_run(settings, table)
-        best = report("temporal", args.recipients, seconds, statuses, copy_rate)
-    print(f"goal >= {GOAL:,}/s: {'MET' if best >= GOAL else 'NOT MET'}")
+        seconds, statuses, *cpu = await temporal_run(settings, seed(db_url, args.recipients, "temporal"))
+        best = max(best, report("temporal", args.recipients, seconds, statuses, copy_rate, *cpu))
+    print(f"goal >= {GOAL:,}/s (wall clock, best run): {'MET' if best >= GOAL else 'NOT MET'}")
     sent = statuses.get("sent", 0)
     if sum(statuses.values()) != args.recipients or not sent:
         raise SystemExit(f"LEDGER CHECK FAILED: {statuses} for {args.recipients} recipients")
