@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import random
-import secrets
 import sys
 import time
 import uuid
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from activities.batch_delivery import BatchDeliveryActivities  # noqa: E402
 from activities.providers import SinkProvider  # noqa: E402
-from migrations.runner import upgrade_to_head  # noqa: E402
+from bench.bench_database import add_database_argument, run_in_fresh_database  # noqa: E402
 from models.batch_delivery import BatchDeliveryRequest, SliceRequest  # noqa: E402
 from models.database import make_engine  # noqa: E402
 from models.journey_runtime import MessageSource  # noqa: E402
@@ -51,11 +50,6 @@ BODY = ("Hi {{ profile.attributes.first_name }}, you have {{ profile.attributes.
         "{{ profile.attributes.city }}. Unsubscribe: {{ unsubscribe_url }}")
 LEDGER_COLUMNS = ("idempotency_key, profile_id, channel, template, address, subject, body, status, reason, "
                   "provider, source_kind, source_key, source_version, source_node, kind, category, topic, sent_at")
-
-
-def with_db(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
 
 
 def seed_policies(db_url: str) -> None:
@@ -252,29 +246,14 @@ async def run(args: argparse.Namespace, db_url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL")
-                        or "postgresql://postgres@127.0.0.1:5432/postgres")
+    add_database_argument(parser)
     parser.add_argument("--recipients", type=int, default=200_000)
     parser.add_argument("--slice", type=int, default=5000, help="recipients per slice activity")
     parser.add_argument("--chunk", type=int, default=1000, help="recipients per transaction")
     parser.add_argument("--parallel", type=int, default=2, help="slices in flight")
     parser.add_argument("--temporal", action="store_true", help="also run the workflow on a dev server")
     args = parser.parse_args()
-
-    name = f"sojourn_bench_{secrets.token_hex(4)}"
-    admin_url = args.database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    db_url = with_db(admin_url, name)
-    try:
-        upgrade_to_head(db_url)
-        asyncio.run(run(args, db_url))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    run_in_fresh_database(args.database_url, lambda db_url: asyncio.run(run(args, db_url)))
 
 
 if __name__ == "__main__":
