@@ -15,9 +15,11 @@ Semantics equal the Python evaluator's (tests/test_condition_agreement.py checks
   FALSE, not NULL, on a missing value) or a `CASE … ELSE false`. This does what
   COALESCE(leaf, false) would, but keeps `column <op> :value` visible to the planner so indexes
   still apply. Hence `not` is plain NOT. jsonb `null` counts as missing.
-- jsonb equality is containment: `attributes @> '{"country": "FR"}'` (below the top level it
-  needs equal types, so it is exactly jsonb equality: 1 = 1.0, true <> 1), one operation and
-  GIN-indexable; `in` is `@> ANY(:documents)`. Typed `in` is `= ANY(:array)`: one parameter.
+- jsonb equality is `attributes -> 'country' = '"FR"'::jsonb` (1 = 1.0, true <> 1), which an
+  expression index can serve. Not containment (`attributes @> '{"country": "FR"}'`): its
+  accurate row estimate makes PostgreSQL build the `has` aggregate once per parallel worker
+  (measured 1.6-1.9x slower than hand-written SQL on 1M profiles / 3M bookings, 2 cores).
+  `in` is `= ANY(:array)` (jsonb[] or typed): one parameter however long the list.
 - Numbers are exact numerics; integer columns compare to integral values as bigint (index
   friendly) and to anything else as numeric. jsonb numbers compare only with numbers, strings
   only with strings (`jsonb_typeof` guards every cast); strings order with COLLATE "C"
@@ -128,14 +130,12 @@ def compile_condition(registry: Registry, dimension: str, condition: Any, now: d
 
 
 class _Operand:
-    """A value a leaf reads: a typed column, or a jsonb value (`kind == "json"`): `expr` at
-    `keys` inside the jsonb `column`, `text` its text when it is a jsonb string."""
+    """A value a leaf reads: a typed column, or a jsonb value (`kind == "json"`) whose text,
+    when it is a jsonb string, is `text`."""
 
-    def __init__(self, kind: str, expr: ColumnElement, text: ColumnElement | None = None,
-                 column: ColumnElement | None = None, keys: tuple[str, ...] = ()):
-        self.kind, self.expr, self.keys = kind, expr, keys
+    def __init__(self, kind: str, expr: ColumnElement, text: ColumnElement | None = None):
+        self.kind, self.expr = kind, expr
         self.text = text if text is not None else expr
-        self.column = column if column is not None else expr
 
     def present(self) -> ColumnElement[bool]:
         if self.kind == "json":  # jsonb null is missing, as in Python; one extraction, never NULL
@@ -215,8 +215,9 @@ class _Compiler:
         if op in ("ne", "not_in"):
             return and_(predicate, operand.present())
         if op in ("eq", "in"):
-            # Containment is never NULL on a non-NULL column, false when the key is missing.
-            return and_(predicate, operand.column.is_not(None))
+            # `x = v` is NULL only when x is (v never is): checked after the (cheap, selective)
+            # equality, which an expression index on `attributes -> 'key'` can serve.
+            return and_(predicate, operand.expr.is_not(None))
         return predicate  # a CASE on jsonb_typeof: false for missing and jsonb null
 
     def predicate(self, operand: _Operand, op: str, value: Any) -> ColumnElement[bool] | None:
@@ -248,11 +249,7 @@ class _Compiler:
         if value is None:
             return None
         if operand.kind == "json":  # jsonb equality: 1 = 1.0, true <> 1, strings exact
-            if not operand.keys:
-                return operand.expr == _jsonb(value)
-            # `attributes @> '{"country": "FR"}'`: one operation, GIN-indexable; containment
-            # below the top level needs equal types, so it means equality here.
-            return operand.column.op("@>", is_comparison=True)(_jsonb(_document(operand.keys, value)))
+            return operand.expr == _jsonb(value)
         if operand.kind == "text":  # equality needs no COLLATE "C" (it is bytewise), keeps indexes
             return operand.expr == _text(value) if isinstance(value, str) else None
         return self.compare(operand, "eq", value)
@@ -261,12 +258,10 @@ class _Compiler:
         """`in`: one array parameter (`= ANY(:values)`), so the SQL stays small and indexable."""
         kind = operand.kind
         if kind == "json":
-            documents = [json.dumps(_document(operand.keys, v)) for v in values if v is not None]
+            documents = [json.dumps(v) for v in values if v is not None]
             if not documents:
                 return None
-            target = operand.column if operand.keys else operand.expr
-            return target.op("@>" if operand.keys else "=", is_comparison=True)(
-                any_(cast(bindparam(None, documents, ARRAY(Text)), ARRAY(JSONB))))
+            return operand.expr == any_(cast(bindparam(None, documents, ARRAY(Text)), ARRAY(JSONB)))
         if kind in ("date", "timestamptz"):  # day/instant granularity per value: a plain OR
             matches = [m for v in values if (m := self.equal(operand, v)) is not None]
             return or_(*matches) if matches else None
@@ -343,8 +338,7 @@ def _operand(resolved: ResolvedAttribute, table: FromClause) -> _Operand:
     for key in resolved.json_keys[:-1]:
         parent = parent.op("->", return_type=JSONB)(_text(key))
     last = _text(resolved.json_keys[-1])
-    return _Operand("json", parent.op("->", return_type=JSONB)(last), parent.op("->>", return_type=Text)(last),
-                    column, resolved.json_keys)
+    return _Operand("json", parent.op("->", return_type=JSONB)(last), parent.op("->>", return_type=Text)(last))
 
 
 # --- values: always bound parameters ---------------------------------------------------------
@@ -357,13 +351,6 @@ def _text(value: str) -> ColumnElement:
 def _jsonb(value: Any) -> ColumnElement:
     # json.dumps writes floats as their shortest repr: the decimal Python compares with.
     return cast(bindparam(None, json.dumps(value), Text), JSONB)
-
-
-def _document(keys: tuple[str, ...], value: Any) -> Any:
-    """{"k1": {"k2": value}}: what `column @>` must contain for `column.k1.k2 = value`."""
-    for key in reversed(keys):
-        value = {key: value}
-    return value
 
 
 def _is_int64(value: Any) -> bool:
