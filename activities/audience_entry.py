@@ -20,6 +20,7 @@ from models.settings import Settings
 from models.tables import Audience
 
 ENTER_CONCURRENCY = 100
+PAGE_SIZE = 200  # profiles per heartbeat: small enough to heartbeat well within its timeout
 
 
 class AudienceRun(BaseModel):
@@ -58,20 +59,20 @@ class AudienceEntryActivities:
 
     @activity.defn(name="enter_audience")
     async def enter_audience(self, request: EnterSlice) -> int:
-        """Enter every member, `rate` per second, page by page in key order; the heartbeat
-        carries the last key entered so a retried attempt resumes there."""
+        """Enter every member at `rate` per second, in pages of key order; each page ends with
+        a heartbeat carrying the last key entered, so a retried attempt resumes there."""
         details = activity.info().heartbeat_details
         cursor: str | None = details[0] if details else None
         entered = 0
         table = work_table(request.work_table)
+        page_size = min(request.rate, PAGE_SIZE)
+        started = time.monotonic()
         while True:
-            started = time.monotonic()
             async with self.engine.connect() as conn:
                 journey = await self._journey(conn, request.journey_key)
                 if journey is None or not journey.accepts_entries:  # paused or stopped meanwhile
                     return entered
-                page = select_page(table, cursor, request.rate)
-                keys = [row.key for row in (await conn.execute(page)).all()]
+                keys = [row.key for row in (await conn.execute(select_page(table, cursor, page_size))).all()]
                 if not keys:
                     return entered
                 blocked = await reentry_blocked(conn, journey, {(k, "") for k in keys})
@@ -88,7 +89,10 @@ class AudienceEntryActivities:
             entered += len(keys) - len(blocked)
             cursor = keys[-1]
             activity.heartbeat(cursor)
-            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))  # `rate` per second
+            # Hold the pace: the n-th profile enters no earlier than n / rate seconds in.
+            ahead = entered / request.rate - (time.monotonic() - started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
 
     @activity.defn(name="drop_audience_table")
     async def drop_audience_table(self, name: str) -> None:
