@@ -257,6 +257,9 @@ def _decide(spec: SendSpec, recipient: Recipient, profile: dict | None, address:
             block: Block | None, quiet: "_QuietCheck | None") -> Decided:
     if spec.template is None:
         return Decided(recipient, "failed", f"template {spec.template_key!r} not found", address)
+    if spec.template.channel != spec.channel:
+        return Decided(recipient, "failed", f"template {spec.template_key!r} is for {spec.template.channel}, "
+                                            f"not {spec.channel}", address)
     if spec.provider is None:
         return Decided(recipient, "failed", f"no provider for channel {spec.channel}", address)
     if profile is None:

@@ -67,6 +67,10 @@ async def test_opted_out_profiles_get_no_marketing_but_do_get_transactional(api,
     rows = db.execute("select status, reason, body from messages where profile_id = %s order by id",
                       (profile,)).fetchall()
     assert rows == [("suppressed", "opted out of email", None), ("sent", None, "Body"), ("sent", None, "Body")]
+    listed = (await api.get("/v1/messages", params={"profile_id": profile})).json()["items"]
+    assert [(m["status"], m["reason"], m["kind"]) for m in reversed(listed)] == [
+        ("suppressed", "opted out of email", "marketing"), ("sent", None, "transactional"),
+        ("sent", None, "transactional")]
 
 
 async def test_topic_opt_out_and_opt_in_topics(api, delivery):
@@ -206,3 +210,10 @@ async def test_policy_api_validation_names_the_path(api):
     assert {d["path"] for d in bad_subscription.json()["detail"]} == {
         "$.subscriptions[0].topic", "$.subscriptions[0].status"}
     assert (await api.get("/v1/typology-rules/never-defined")).status_code == 404
+
+
+async def test_a_template_of_another_channel_fails_instead_of_sending(api, delivery):
+    profile = await make_profile(api, phone="+33612345678")
+    sms_template = await make_template(api, channel="sms", subject=None)
+    result = await send(delivery, profile, sms_template)  # sent on email
+    assert (result.status, result.reason) == ("failed", f"template {sms_template!r} is for sms, not email")

@@ -28,8 +28,14 @@ class MessageOut(BaseModel):
     body: str | None
     status: str
     reason: str | None
+    kind: str
+    category: str | None
+    topic: str | None
+    retry_at: datetime | None  # deferred by quiet hours until then
+    delivery_status: str | None  # delivered | bounced | complained (provider callbacks)
     source: Source
     created_at: datetime
+    sent_at: datetime | None
 
 
 class MessagePage(BaseModel):
@@ -52,9 +58,10 @@ async def list_messages(
         rows = (await conn.execute(query)).all()
     return MessagePage(items=[
         MessageOut(id=r.id, profile_id=r.profile_id, channel=r.channel, template=r.template,
-                   subject=r.subject, body=r.body, status=r.status, reason=r.reason,
+                   subject=r.subject, body=r.body, status=r.status, reason=r.reason, kind=r.kind,
+                   category=r.category, topic=r.topic, retry_at=r.retry_at, delivery_status=r.delivery_status,
                    source=Source(kind=r.source_kind, key=r.source_key, version=r.source_version,
                                  node=r.source_node),
-                   created_at=r.created_at)
+                   created_at=r.created_at, sent_at=r.sent_at)
         for r in rows
     ])
