@@ -99,6 +99,22 @@ async def test_smtp_starttls_auth_parts_headers_and_unsubscribe_link(api, engine
     assert len(inbox.messages) == 1
 
 
+async def test_smtp_over_implicit_tls(api, engine, settings, certificate):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), ssl_context=context)
+    controller.start()
+    try:
+        provider = SmtpProvider("127.0.0.1", controller.port, "tls@sojourn.test", use_tls=True, cert_bundle=str(cert))
+        activities = DeliveryActivities(engine, {"email": provider}, settings)
+        result = await send(activities, request(await make_profile(api), await make_template(api)))
+    finally:
+        controller.stop()
+    assert result.status == "sent" and len(inbox.messages) == 1
+
+
 async def test_a_tampered_unsubscribe_link_is_refused(api):
     assert (await api.get("/unsubscribe/not-a-token")).status_code == 404
     page = await api.post("/unsubscribe/cHJvZmlsZQ.AAAAAAAAAAAAAAAAAAAAAA")

@@ -29,6 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from cli import find_binary
 from models import search_attributes
 from models.batch_delivery import batch_message_key
+from activities.batch_delivery import BatchDeliveryActivities
 from workflows.batch_delivery import BatchDeliveryWorkflow
 from tests.test_batch_delivery import make_recipients, request_for, template
 from tests.test_delivery import Inbox, free_port
@@ -174,3 +175,31 @@ async def test_smtp_batch_survives_kill_9_and_every_recipient_gets_one_mail(dev_
     resent = len(inbox.messages) - total
     print(f"SMTP chaos: killed after {killed_at} mails; {resent} resent mail(s) (same Message-ID)")
     assert 0 <= resent <= connections
+
+
+async def test_the_channel_rate_limit_paces_batch_slices(dev_server, engine, settings, db):
+    """300 recipients at 100 messages/s: slices of 100 (one second of quota), one slice
+    activity per second from the rate-limited deliver-email-batch queue -> >= 2 s of sending."""
+    from temporalio.worker import Worker
+
+    from worker import delivery_workers
+
+    limited = settings.model_copy(update={"channel_rate_limits": {"email": 100}, "task_queue": f"rate-{uuid.uuid4().hex[:6]}"})
+    table, _ = make_recipients(db, 300, f"rate-{uuid.uuid4().hex[:6]}")
+    request = request_for(table, template(db))
+    activities = BatchDeliveryActivities(engine, {}, limited)
+    workers = [Worker(dev_server.client, task_queue=limited.task_queue, workflows=[BatchDeliveryWorkflow],
+                      activities=[activities.plan_batch, activities.deferred_summary]),
+               *delivery_workers(dev_server.client, engine, limited)]
+    for each in workers:
+        await each.__aenter__()
+    try:
+        result = await dev_server.client.execute_workflow(BatchDeliveryWorkflow.run, request,
+                                                          id=f"batch:{request.batch_id}", task_queue=limited.task_queue)
+    finally:
+        for each in workers:
+            await each.__aexit__(None, None, None)
+    assert result.statuses == {"sent": 300}
+    first, last = db.execute("SELECT min(sent_at), max(sent_at) FROM messages WHERE starts_with(idempotency_key, %s)",
+                             (batch_message_key(request.batch_id, ""),)).fetchone()
+    assert (last - first).total_seconds() >= 1.5
