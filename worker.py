@@ -4,7 +4,7 @@ event dispatcher that feeds it from the Postgres inbox."""
 import asyncio
 import logging
 import signal
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -73,15 +73,21 @@ def delivery_workers(client: Client, engine, settings: Settings) -> list[Worker]
     return workers
 
 
+@asynccontextmanager
+async def running_workers(client: Client, engine, settings: Settings):
+    """The main worker plus the per-channel delivery workers, running until the block exits."""
+    async with AsyncExitStack() as running:
+        for each in (build_worker(client, engine, settings), *delivery_workers(client, engine, settings)):
+            await running.enter_async_context(each)
+        yield
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings, pool_size=20)
     client = await connect_temporal(settings, wait=True, service="sojourn-worker")
-    worker = build_worker(client, engine, settings)
     dispatcher = EventDispatcher(engine, client, settings)
     log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
-    async with AsyncExitStack() as running:
-        for each in (worker, *delivery_workers(client, engine, settings)):
-            await running.enter_async_context(each)
+    async with running_workers(client, engine, settings):
         dispatch_task = asyncio.create_task(dispatcher.run(stop))
         await stop.wait()
         await dispatch_task

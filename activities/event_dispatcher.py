@@ -15,6 +15,7 @@ Per event and live (not paused) journey:
 
 import asyncio
 import logging
+from datetime import datetime, timezone
 from collections import defaultdict
 from typing import Any
 
@@ -135,7 +136,7 @@ class EventDispatcher:
         if entry.where is not None:
             context = {"profile": profiles.get(profile_id) or {"id": profile_id, "attributes": {}},
                        "event": payload.as_context()}
-            if not evaluate(entry.where, context):
+            if not evaluate(entry.where, context, now=datetime.now(timezone.utc)):
                 return None
         return entry_key_of(journey.definition, payload)
 

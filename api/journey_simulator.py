@@ -8,6 +8,7 @@ server's clock is shared, so simulations queue behind a lock.
 import asyncio
 import time
 import uuid
+from contextlib import AsyncExitStack
 from datetime import timedelta
 
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -19,8 +20,9 @@ from activities.simulation import SimulatedRun, SimulationActivities
 from cli import find_binary
 from models import search_attributes
 from models.conditions import evaluate
+from models.delivery_queues import delivery_task_queue
 from models.durations import parse_signed_duration
-from models.journey_definition import JourneyDefinition
+from models.journey_definition import CHANNELS, JourneyDefinition
 from models.journey_runtime import EventPayload, JourneyStart
 from models.simulation_schemas import SimulatedMessage, SimulationRequest, SimulationResult, TimelineEvent
 from workflows.journey import JourneyWorkflow
@@ -60,12 +62,20 @@ class JourneySimulator:
             run = SimulatedRun(definition, profile, templates, events, request.webhook_responses)
 
             entry_where = getattr(definition.entry, "where", None)
-            if entry_where and not evaluate(entry_where, {"profile": profile, "event": entry.as_context()}):
+            if entry_where and not evaluate(entry_where, {"profile": profile, "event": entry.as_context()}, now=begin):
                 return _result(run, "not_entered", "entry condition not met", [], {}, timedelta(0), started)
 
             task_queue = f"simulate-{uuid.uuid4().hex}"
-            async with Worker(env.client, task_queue=task_queue, workflows=[JourneyWorkflow],
-                              activities=SimulationActivities(run).all()):
+            activities = SimulationActivities(run)
+            # Sends go to the per-channel delivery queues: serve those too (simulations run one
+            # at a time on this server, so these workers are the only pollers).
+            workers = [Worker(env.client, task_queue=task_queue, workflows=[JourneyWorkflow],
+                              activities=activities.all())]
+            workers += [Worker(env.client, task_queue=delivery_task_queue(channel),
+                               activities=[activities.send_message]) for channel in CHANNELS]
+            async with AsyncExitStack() as running:
+                for worker in workers:
+                    await running.enter_async_context(worker)
                 handle = await env.client.start_workflow(
                     JourneyWorkflow.run,
                     JourneyStart(journey_key=definition.key, version=0, profile_id=request.profile_id,

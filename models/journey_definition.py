@@ -142,9 +142,13 @@ class SplitNode(Strict):
         return [(f"variants[{i}].next", v.next) for i, v in enumerate(self.variants)]
 
 
+Channel = Literal["email", "sms", "push", "webhook", "inapp"]
+CHANNELS: tuple[str, ...] = Channel.__args__
+
+
 class MessageNode(Strict):
     type: Literal["message"]
-    channel: Literal["email"]
+    channel: Channel
     template: str = Field(min_length=1)
     next: str
 

@@ -213,3 +213,29 @@ async def test_thousands_of_events_continue_as_new_and_keep_state(api, temporal_
     assert result.runs >= 2  # continued as new at least once
     assert result.path == ["bought", "thanks", "end"] and result.status == "completed"
     assert result.dropped_events > 0  # non-matching events beyond the 10 kept were dropped, counted
+
+
+async def test_quiet_hours_queue_a_journey_message_on_a_durable_timer(api, temporal_worker, engine, settings, db):
+    env, key = temporal_worker, unique("quiet")
+    now = await env.get_current_time()  # the test server's clock runs ahead of the wall clock
+    window = {"start": (now - timedelta(hours=1)).strftime("%H:%M"), "end": (now + timedelta(hours=2)).strftime("%H:%M"),
+              "mode": "queue"}
+    await api.put("/v1/templates/quiet-sms", json={"channel": "sms", "body": "Hello {{ profile.id }}"})
+    await api.put("/v1/profiles/qui", json={"phone": "+33612345678", "timezone": "UTC"})
+    assert (await api.put("/v1/quiet-hours/sms", json=window)).status_code == 200
+    try:
+        nodes = {"text": {"type": "message", "channel": "sms", "template": "quiet-sms", "next": "end"},
+                 "end": {"type": "end"}}
+        await publish(api, simple(key, nodes, "text"))
+        await send_events(api, {"profile_id": "qui", "name": key})
+        await dispatch(env, engine, settings)
+        handle = handle_of(env, key, "qui")
+        await env.sleep(timedelta(minutes=30))
+        row = db.execute("select status from messages where source_key = %s", (key,)).fetchone()
+        assert row == ("deferred",) and (await handle.query(JourneyWorkflow.query_state)).status == "running"
+        await env.sleep(timedelta(hours=3))
+        assert (await handle.result()).status == "completed"
+        assert db.execute("select status, body from messages where source_key = %s", (key,)).fetchall() == [
+            ("sent", "Hello qui")]
+    finally:
+        await api.delete("/v1/quiet-hours/sms")

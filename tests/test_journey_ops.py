@@ -14,7 +14,7 @@ from cli import find_binary
 from models import search_attributes
 from tests.conftest import api_client_for
 from tests.journey_fixtures import TEMPLATES
-from worker import build_worker
+from worker import running_workers
 
 WAITING = {"hold": {"type": "wait", "duration": "PT1H", "next": "end"}, "end": {"type": "end"}}
 
@@ -35,7 +35,7 @@ async def ops(dev_env, settings, engine):
         "temporal_address": dev_env.client.service_client.config.target_host,
         "task_queue": f"ops-{uuid.uuid4().hex[:6]}"})
     stop = asyncio.Event()
-    async with build_worker(dev_env.client, engine, ops_settings):
+    async with running_workers(dev_env.client, engine, ops_settings):
         dispatcher = asyncio.create_task(EventDispatcher(engine, dev_env.client, ops_settings).run(stop))
         async for client in api_client_for(ops_settings):
             yield client

@@ -8,14 +8,14 @@ from temporalio.worker import Worker
 
 from activities.event_dispatcher import EventDispatcher
 from tests.journey_fixtures import journey, publish_journey
-from worker import build_worker
+from worker import running_workers
 from models.journey_runtime import workflow_id
 from workflows.journey import JourneyWorkflow
 
 
 @pytest.fixture
 async def temporal_worker(time_skipping_env, engine, settings):
-    async with build_worker(time_skipping_env.client, engine, settings):
+    async with running_workers(time_skipping_env.client, engine, settings):
         yield time_skipping_env
 
 

@@ -10,7 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.journey_entry import LiveJourneys, enter
 from models.tracing import tracing_interceptors
 from tests.test_journey_features import publish, simple
-from worker import build_worker
+from worker import running_workers
 
 
 async def test_journey_spans_are_exported(api, time_skipping_env, engine, settings):
@@ -22,7 +22,7 @@ async def test_journey_spans_are_exported(api, time_skipping_env, engine, settin
     await publish(api, simple(key, {"hello": {"type": "message", "channel": "email", "template": "thanks",
                                               "next": "end"}, "end": {"type": "end"}}, "hello"))
     traced_settings = settings.model_copy(update={"task_queue": f"traced-{uuid.uuid4().hex[:6]}"})
-    async with build_worker(client, engine, traced_settings), engine.connect() as conn:
+    async with running_workers(client, engine, traced_settings), engine.connect() as conn:
         journey = (await LiveJourneys().all(conn, key=key))[0]
         await enter(client, traced_settings.task_queue, journey, "tracy", None)
         await client.get_workflow_handle(f"journey:{key}:tracy").result()

@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         SendRequest,
         WebhookRequest,
     )
+    from models.delivery_queues import delivery_task_queue
     from models.local_time import next_window_start, profile_moment, time_context, zone
 
 LOCAL_TIMEOUT = timedelta(seconds=30)
@@ -215,7 +216,7 @@ class JourneyWorkflow:
             return
         context = self._context(payload)
         for criterion in self.definition.exit:
-            if criterion.event == payload.name and (criterion.where is None or evaluate(criterion.where, context)):
+            if criterion.event == payload.name and (criterion.where is None or evaluate(criterion.where, context, now=workflow.now())):
                 self._finish("exited", f"event {payload.name}")
                 return
         if self._matches_wait(payload):
@@ -230,7 +231,7 @@ class JourneyWorkflow:
     def _matches_wait(self, payload: EventPayload) -> bool:
         waiting = self.waiting_for
         return bool(waiting and self.matched_event is None and waiting.event == payload.name and (
-            waiting.where is None or evaluate(waiting.where, self._context(payload))))
+            waiting.where is None or evaluate(waiting.where, self._context(payload), now=workflow.now())))
 
     # ----- node behaviour --------------------------------------------------------------------
 
@@ -304,7 +305,7 @@ class JourneyWorkflow:
     def _choose_branch(self, node: ConditionNode) -> str:
         context = self._context(self.state.event)
         for branch in node.branches:
-            if evaluate(branch.when, context):
+            if evaluate(branch.when, context, now=workflow.now()):
                 return branch.next
         return node.else_
 
@@ -326,20 +327,31 @@ class JourneyWorkflow:
     async def _send(self, node_id: str, node: MessageNode) -> None:
         info = workflow.info()
         event = self.state.event
-        await workflow.execute_activity_method(
-            DeliveryActivities.send_message,
-            SendRequest(
-                # Stable across retries, replays and continue-as-new; distinct across re-entries.
-                idempotency_key=f"{info.workflow_id}:{info.first_execution_run_id}:{node_id}:"
-                                f"{self.state.visits.get(node_id, 1)}",
-                profile_id=self.start.profile_id, channel=node.channel, template=node.template,
-                event_message_id=event.message_id if event else None,
-                source=MessageSource(kind="journey", key=self.start.journey_key,
-                                     version=self.start.version, node=node_id),
-            ),
-            start_to_close_timeout=SEND_TIMEOUT,
-            retry_policy=SEND_RETRY,
+        request = SendRequest(
+            # Stable across retries, replays and continue-as-new; distinct across re-entries.
+            idempotency_key=f"{info.workflow_id}:{info.first_execution_run_id}:{node_id}:"
+                            f"{self.state.visits.get(node_id, 1)}",
+            profile_id=self.start.profile_id, channel=node.channel, template=node.template,
+            event_message_id=event.message_id if event else None,
+            source=MessageSource(kind="journey", key=self.start.journey_key,
+                                 version=self.start.version, node=node_id),
         )
+        while True:
+            result = await workflow.execute_activity_method(
+                DeliveryActivities.send_message, request.model_copy(update={"now": workflow.now()}),
+                # The channel's queue carries its rate limit, enforced by the Temporal server.
+                task_queue=delivery_task_queue(node.channel),
+                start_to_close_timeout=SEND_TIMEOUT, retry_policy=SEND_RETRY)
+            if result.status != "deferred" or result.retry_at is None:
+                return
+            # Quiet hours in `queue` mode: a durable timer, then the same send again.
+            try:
+                await workflow.wait_condition(lambda: self.status != "running",
+                                              timeout=max(result.retry_at - workflow.now(), timedelta(seconds=1)))
+            except TimeoutError:
+                pass
+            if self.status != "running":
+                return
 
     async def _webhook(self, node_id: str, node: WebhookNode) -> str | None:
         try:
