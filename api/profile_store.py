@@ -39,7 +39,8 @@ def merge_duplicates(profiles: list[ProfileUpsert]) -> list[ProfileUpsert]:
         fields.update({k: v for k, v in profile.model_dump().items() if v is not None and k != "attributes"})
         fields["attributes"] = {**earlier.attributes, **profile.attributes}
         merged[profile.id] = ProfileUpsert(**fields)
-    return list(merged.values())
+    # Id order: the same lock order as batch delivery, so the two never deadlock.
+    return [merged[key] for key in sorted(merged)]
 
 
 async def upsert_profiles(conn: AsyncConnection, profiles: list[ProfileUpsert]) -> int:
@@ -51,4 +52,4 @@ async def upsert_profiles(conn: AsyncConnection, profiles: list[ProfileUpsert]) 
 
 async def ensure_profiles(conn: AsyncConnection, ids: set[str]) -> None:
     """Create bare profiles for ids never seen before."""
-    await conn.execute(ENSURE, {"ids": sorted(ids)})
+    await conn.execute(ENSURE, {"ids": sorted(ids)})  # id order, as everywhere rows are locked
