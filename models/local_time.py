@@ -5,25 +5,20 @@ Pure functions of their arguments (the caller passes `now`), so workflows can us
 
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from models.quiet_hours import parse_clock, profile_zone
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def zone(name: str | None, fallback: str = "UTC") -> ZoneInfo:
-    for candidate in (name, fallback, "UTC"):
-        if candidate:
-            try:
-                return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
+zone = profile_zone  # a profile's zone, else the fallback, else UTC: never fails
 
 
 def next_window_start(now: datetime, tz: ZoneInfo, days: list[str], start: str, end: str) -> datetime:
     """`now` if it lies inside the window, else the next moment the window opens."""
     local = now.astimezone(tz)
-    opens, closes = _clock(start), _clock(end)
+    opens, closes = parse_clock(start), parse_clock(end)
     for offset in range(8):
         day = local.date() + timedelta(days=offset)
         if WEEKDAYS[day.weekday()] not in days:
@@ -55,8 +50,3 @@ def time_context(now: datetime, tz: ZoneInfo) -> dict[str, Any]:
     local = now.astimezone(tz)
     return {"hour": local.hour, "minute": local.minute, "weekday": WEEKDAYS[local.weekday()],
             "date": local.date().isoformat()}
-
-
-def _clock(text: str) -> time:
-    hours, minutes = text.split(":")
-    return time(int(hours), int(minutes))
