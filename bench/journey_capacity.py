@@ -46,7 +46,7 @@ RATIO_GOAL = 0.9
 async def insert_row(db_url_and_id: list[str]) -> None:
     db_url, workflow_id = db_url_and_id
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
-        await conn.execute("insert into bench_capacity (workflow_id) values (%s)", (workflow_id,))
+        await conn.execute("insert into bench_capacity (workflow_id) values (%s) on conflict do nothing", (workflow_id,))
 
 
 @workflow.defn(name="bench_capacity")
