@@ -19,7 +19,7 @@ from activities.delivery import DeliveryActivities
 from activities.providers import HttpJsonProvider, InAppProvider, SinkProvider, SmtpProvider
 from models.journey_runtime import MessageSource, SendRequest
 from models.settings import HttpProviderSettings
-from tests.test_delivery import Inbox, free_port
+from tests.test_delivery import Inbox, free_port, smtp_server  # noqa: F401 (fixture)
 from tests.test_delivery_policies import make_profile, make_template, unique
 
 
@@ -234,11 +234,3 @@ async def test_hard_bounce_callback_marks_the_message_and_suppresses_the_address
     bad = await api.post("/v1/delivery/callbacks/smtp", json={"events": [{"status": "delivered"}]})
     assert bad.status_code == 422 and bad.json()["detail"][0]["path"] == "$.events[0]"
 
-
-@pytest.fixture
-def smtp_server():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, inbox
-    controller.stop()
